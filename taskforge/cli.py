@@ -1,0 +1,267 @@
+"""The ``taskforge`` command line: a thin shell over the Python API.
+
+Domain errors print one ``Error: ...`` line on stderr and exit with code 1; usage errors exit with
+code 2. ``--debug`` shows the traceback. Importing this module imports neither torch nor
+transformers, so ``taskforge --help`` and ``taskforge tasks`` start fast.
+"""
+
+
+import dataclasses
+import functools
+import inspect
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
+
+import typer
+
+from taskforge.config import FinetuneConfig, Precision, field_help
+from taskforge.errors import TaskforgeError
+
+logger = logging.getLogger("taskforge.cli")
+
+app = typer.Typer(
+    name="taskforge",
+    help="Fine-tune small distilled transformers on NLP tasks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library debug logs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
+) -> None:
+    _state["debug"] = debug
+    _configure_logging(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+
+
+def _handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn taskforge errors into one ``Error:`` line and exit code 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except TaskforgeError as error:
+            if _state["debug"]:
+                raise
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Error: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+
+
+@app.command("tasks")
+@_handle_errors
+def tasks_command() -> None:
+    """List the installed tasks, with their packages and versions."""
+    from taskforge.registry import list_tasks
+
+    infos = list_tasks()
+    if not infos:
+        typer.echo("No tasks installed. Install a task plugin, for example: pip install -e plugins/classification")
+        return
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        package = f"{info.distribution} {info.version}" if info.distribution else info.entry_point
+        if info.task is not None:
+            typer.echo(f"{info.name:<{width}}  {package:<32}  {info.task.description}")
+        else:
+            typer.echo(f"{info.name:<{width}}  {package:<32}  failed to load: {info.error}")
+
+
+# -- finetune ------------------------------------------------------------------------------------
+
+
+def _finetune(config_file: Optional[Path], **flags: Any) -> None:
+    from taskforge.api import _run_finetune
+    from taskforge.config import read_config_file
+
+    file_values = read_config_file(config_file) if config_file is not None else {}
+    explicit = {name: value for name, value in flags.items() if value is not None}
+    result = _run_finetune(explicit, file_values, source="flag")
+    typer.echo(json.dumps({"output_dir": str(result.output_dir), **_scalar_metrics(result.metrics)}, indent=2))
+
+
+def _build_finetune_command() -> Callable[..., None]:
+    """Build the ``finetune`` command whose options are the fields of :class:`FinetuneConfig`."""
+    hints = get_type_hints(FinetuneConfig)
+    helps = field_help()
+    parameters = [
+        inspect.Parameter(
+            "config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[Optional[Path], typer.Option(
+                "--config", help="YAML or JSON file of options; flags override it.", rich_help_panel="Task")],
+        )
+    ]
+    annotations: dict[str, Any] = {"config_file": parameters[0].annotation}
+    for field in dataclasses.fields(FinetuneConfig):
+        help_text, group = helps[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        hint = hints[field.name]
+        optional_args = get_args(hint) if get_origin(hint) in (Union, UnionType) else ()
+        base = next((arg for arg in optional_args if arg is not type(None)), hint)
+        option_kwargs: dict[str, Any] = {"help": help_text, "rich_help_panel": group, "show_default": False}
+        if hint is bool:
+            annotation_type = bool
+            names = [f"{flag}/--no-{field.name.replace('_', '-')}"]
+        elif getattr(base, "__origin__", None) is list:
+            annotation_type = str
+            names = [flag]
+        else:
+            annotation_type: Any = base
+            names = [flag]
+        if field.default is not None and field.default is not dataclasses.MISSING:
+            option_kwargs["help"] = f"{help_text} (default: {field.default})"
+        annotation = Annotated[Optional[annotation_type], typer.Option(*names, **option_kwargs)]
+        parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=annotation))
+        annotations[field.name] = annotation
+
+    def finetune_command(**kwargs: Any) -> None:
+        """Fine-tune a model on a task, evaluate it and save it.
+
+        Options resolve in this order: flag, --config file, the task's defaults, the defaults shown.
+        """
+        _finetune(**kwargs)
+
+    finetune_command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    finetune_command.__annotations__ = annotations
+    return finetune_command
+
+
+app.command("finetune")(_handle_errors(_build_finetune_command()))
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+
+
+@app.command("evaluate")
+@_handle_errors
+def evaluate_command(
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")],
+    data_file: Annotated[Path, typer.Option("--data-file", "--test-file", "--validation-file",
+                                            help="Labelled data: CSV, TSV, JSON, JSONL or Parquet.")],
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per batch.")] = 64,
+    text_column: Annotated[Optional[str], typer.Option(help="Text column (default: as in training).")] = None,
+    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column (default: as in training).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Label column (default: as in training).")] = None,
+    header: Annotated[Optional[bool], typer.Option("--header/--no-header",
+                                                   help="Whether CSV/TSV files start with a header row.")] = None,
+    max_samples: Annotated[Optional[int], typer.Option(help="Evaluate only the first N examples.")] = None,
+    precision: Annotated[Precision, typer.Option(help="Numeric precision.")] = "auto",
+    output_file: Annotated[Optional[Path], typer.Option(help="Also write the metrics to this JSON file.")] = None,
+) -> None:
+    """Evaluate a fine-tuned model on a labelled data file and print its metrics as JSON."""
+    from taskforge.api import load
+
+    predictor = load(model_dir, precision=precision)
+    metrics = predictor.evaluate(data_file, batch_size=batch_size, header=header, max_samples=max_samples,
+                                 text_column=text_column, text_pair_column=text_pair_column, label_column=label_column)
+    text = json.dumps(metrics, indent=2, default=_json_default)
+    if output_file is not None:
+        _write_atomic(output_file, text + "\n")
+    typer.echo(text)
+
+
+# -- predict -------------------------------------------------------------------------------------
+
+
+@app.command("predict")
+@_handle_errors
+def predict_command(
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")] = Path("."),
+    input_file: Annotated[Optional[Path], typer.Option(help="CSV, TSV, JSON, JSONL or Parquet file of inputs.")] = None,
+    output_file: Annotated[Optional[Path], typer.Option(help="JSONL file for the predictions (default: stdout).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs per batch.")] = 32,
+    text_column: Annotated[Optional[str], typer.Option(help="Text column of --input-file (default: as in training).")] = None,
+    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column of --input-file.")] = None,
+    header: Annotated[Optional[bool], typer.Option("--header/--no-header",
+                                                   help="Whether CSV/TSV files start with a header row.")] = None,
+    precision: Annotated[Precision, typer.Option(help="Numeric precision.")] = "auto",
+) -> None:
+    """Predict with a fine-tuned model: texts as arguments, or --input-file to --output-file as JSONL."""
+    from taskforge.api import load
+
+    if not texts and input_file is None:
+        raise typer.BadParameter("pass texts as arguments or --input-file", param_hint="TEXTS")
+    if texts and input_file is not None:
+        raise typer.BadParameter("pass either texts as arguments or --input-file, not both", param_hint="TEXTS")
+    predictor = load(model_dir, precision=precision)
+    if input_file is not None:
+        records = predictor.predict_file(input_file, batch_size=batch_size, header=header,
+                                         text_column=text_column, text_pair_column=text_pair_column)
+    else:
+        assert texts is not None
+        records = [{"text": text, **prediction} for text, prediction in zip(texts, predictor.predict(texts, batch_size))]
+    lines = "".join(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n" for record in records)
+    if output_file is not None:
+        _write_atomic(output_file, lines)
+        logger.info("wrote %d predictions to %s", len(records), output_file)
+    else:
+        sys.stdout.write(lines)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _scalar_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Keep the float metrics of each split, dropping per-class detail, for the closing summary."""
+    return {
+        split: {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()
+                if isinstance(value, (int, float))}
+        for split, values in metrics.items()
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _configure_logging(level: int) -> None:
+    # Under a multi-process launcher, only rank 0 logs at the requested level.
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("taskforge")
+    root.handlers[:] = [handler]
+    root.setLevel(level if rank == 0 else logging.ERROR)
+    root.propagate = False
+    if level > logging.DEBUG:
+        # transformers and datasets report expected events (a new classification head) as warnings.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
+
+
+def main() -> None:
+    """Entry point of the ``taskforge`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

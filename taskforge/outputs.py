@@ -1,0 +1,121 @@
+"""Output directories written whole or not at all, and the files that describe a run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import shutil
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from taskforge.errors import OutputExistsError
+
+logger = logging.getLogger(__name__)
+
+RUN_CONFIG_FILE = "taskforge_run.json"
+METRICS_FILE = "metrics.json"
+METRICS_LOG_FILE = "metrics.jsonl"
+
+
+@contextlib.contextmanager
+def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_main: bool = True) -> Iterator[Path]:
+    """Yield a staging directory that replaces ``output_dir`` only when the block succeeds.
+
+    The staging directory is ``<output_dir>.partial`` beside the target; it is removed when the
+    block raises, so a failed run leaves no half-written output. Only the main process writes.
+    """
+    target = Path(output_dir)
+    staging = target.with_name(target.name + ".partial")
+    if is_main:
+        if target.exists() and not overwrite:
+            raise OutputExistsError(
+                f"output directory {str(target)!r} already exists; pass --overwrite to replace it or choose another"
+            )
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        if is_main:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if is_main:
+        if target.exists():
+            # Move the old output aside first so that a failure here still leaves one complete copy.
+            retired = target.with_name(target.name + ".old")
+            shutil.rmtree(retired, ignore_errors=True)
+            target.rename(retired)
+            staging.rename(target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(target)
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of Python and of the libraries that decide a run's result."""
+    versions = {"python": platform.python_version()}
+    for name in ("taskforge", "torch", "transformers", "accelerate", "datasets", "evaluate", "tokenizers"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def write_model_card(path: Path, run: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """Write a short model card: what was trained, on what, how, and how well."""
+    config = run["config"]
+    labels = run.get("labels")
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags:",
+        "- taskforge",
+        f"- {run['task']}",
+        "---",
+        "",
+        f"# {Path(config['output_dir']).name}",
+        "",
+        f"Fine-tuned with taskforge {run['versions'].get('taskforge', '')} for the task `{run['task']}`, "
+        f"starting from `{run['base_model']}`.",
+        "",
+        "## Training",
+        "",
+        f"- Training data: {run['data'].get('train', 'n/a')} ({run['data'].get('train_examples', '?')} examples)",
+        f"- Validation data: {run['data'].get('validation', 'n/a')} ({run['data'].get('validation_examples', '?')} examples)",
+        f"- Epochs: {config['epochs']}, batch size: {config['batch_size']}, learning rate: {config['learning_rate']}, "
+        f"max length: {config['max_length']}, precision: {run['precision']}, seed: {config['seed']}",
+    ]
+    if labels:
+        lines.append(f"- Labels: {', '.join(labels)}")
+    lines += ["", "## Results", "", "| split | metric | value |", "| --- | --- | --- |"]
+    for split, values in metrics.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if isinstance(value, float):
+                lines.append(f"| {split} | {key} | {value:.4f} |")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import taskforge",
+        f'predictor = taskforge.load("{config["output_dir"]}")',
+        'print(predictor.predict(["an example input"]))',
+        "```",
+        "",
+        f"The resolved configuration, seed and library versions are in `{RUN_CONFIG_FILE}`.",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
