@@ -222,12 +222,19 @@ def predict_command(
 
 
 def _scalar_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Keep the float metrics of each split, dropping per-class detail, for the closing summary."""
-    return {
-        split: {key: round(value, 4) if isinstance(value, float) else value for key, value in values.items()
-                if isinstance(value, (int, float))}
-        for split, values in metrics.items()
-    }
+    """Keep each split's numbers, and reduce per-class detail to each class's F1, for the summary."""
+    summary: dict[str, Any] = {}
+    for split, values in metrics.items():
+        kept: dict[str, Any] = {}
+        for key, value in values.items():
+            if isinstance(value, float):
+                kept[key] = round(value, 4)
+            elif isinstance(value, int):
+                kept[key] = value
+            elif key == "per_class" and isinstance(value, dict):
+                kept["f1_per_class"] = {name: round(scores["f1"], 4) for name, scores in value.items()}
+        summary[split] = kept
+    return summary
 
 
 def _json_default(value: Any) -> Any:

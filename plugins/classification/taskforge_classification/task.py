@@ -72,7 +72,8 @@ class ClassificationTask(Task):
         if has_labels:
             bad = [i for i, value in enumerate(table["label"]) if _label_key(value) is None]
             table = drop_or_raise(table, bad, f"missing label in column {label_column!r}", file, columns.drop_invalid)
-            table = table.map(lambda batch: {"label": [_label_key(v) for v in batch["label"]]}, batched=True)
+            keys = [_label_key(value) for value in table["label"]]
+            table = table.remove_columns("label").add_column("label", keys)
         return table
 
     def examples_from_inputs(self, inputs: Sequence[Any]) -> datasets.Dataset:
