@@ -147,7 +147,8 @@ def train(
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     steps_per_epoch = math.ceil(len(train_loader) / accumulation)
     max_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    warmup_steps = math.ceil(config.warmup_ratio * max_steps)
+    # Capped so that at least one step runs at a learning rate above zero.
+    warmup_steps = min(math.ceil(config.warmup_ratio * max_steps), max_steps - 1)
     # The scheduler stays outside accelerator.prepare, which would step it once per process.
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, max_steps)
 

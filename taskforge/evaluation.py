@@ -23,9 +23,15 @@ OUTPUT_PAD_VALUE = -10000.0
 
 
 def model_input_columns(model: torch.nn.Module, features: datasets.Dataset) -> list[str]:
-    """Return the feature columns that the model's ``forward`` accepts."""
+    """Return the feature columns that the model's ``forward`` accepts.
+
+    Wrappers such as DistributedDataParallel take ``*args, **kwargs``, so the signature is read from
+    the wrapped module.
+    """
     import inspect
 
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
     accepted = set(inspect.signature(model.forward).parameters)
     return [column for column in features.column_names if column in accepted]
 
