@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class FinetuneResult:
-    """What :func:`finetune` returns."""
+    """Result of :func:`finetune`."""
 
     output_dir: Path
     """Directory holding the trained model, tokenizer, metrics and run configuration."""

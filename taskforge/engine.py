@@ -1,9 +1,9 @@
 """The training loop: one loop on Accelerate for every task.
 
 A ``step`` is one optimizer update; a ``micro_step`` is one forward and backward pass. A step spans
-``gradient_accumulation_steps`` micro-batches (fewer in the last window of an epoch), and each
+``gradient_accumulation_steps`` micro-batches, or fewer in the last window of an epoch. Each
 micro-batch's loss is weighted by its share of the window's loss units (examples, or label tokens
-for token-level tasks), so accumulating k micro-batches of size b gives the update of one batch of
+for token-level tasks). So accumulating k micro-batches of size b gives the update of one batch of
 size k*b.
 """
 
@@ -47,7 +47,7 @@ class EvalSet:
 
 @dataclasses.dataclass
 class TrainResult:
-    """What a finished training loop reports."""
+    """Summary of a finished training loop."""
 
     global_step: int
     epochs: float
@@ -126,7 +126,9 @@ def train(
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    assert config.batch_size and config.epochs and config.learning_rate is not None
+    assert config.batch_size is not None
+    assert config.epochs is not None
+    assert config.learning_rate is not None
     accumulation = config.gradient_accumulation_steps
 
     # Data: length-grouped batches, sharded across processes by Accelerate.

@@ -56,7 +56,7 @@ class Predictor:
 
     def predict_file(self, input_file: str | os.PathLike[str], batch_size: int = 32, header: bool | None = None,
                      **columns: Any) -> list[dict[str, Any]]:
-        """Predict every row of a data file; each result holds the row's inputs and its prediction."""
+        """Predict every row of a data file; each result contains the row's inputs and its prediction."""
         from taskforge.api import column_options, data_file as describe_file
 
         config = dict(self.run_config.get("config", {}))

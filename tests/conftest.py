@@ -192,7 +192,7 @@ def trained_classifier(tmp_path_factory, tiny_bert_dir, data_dir) -> tuple[Path,
     result = invoke_cli(
         "finetune", "--task", "classification", "--model", tiny_bert_dir,
         "--train-file", data_dir / "train.csv", "--validation-file", data_dir / "validation.csv",
-        "--text-pair-column", "text_pair", "--epochs", "2", "--learning-rate", "5e-3",
+        "--text-pair-column", "text_pair", "--epochs", "2", "--learning-rate", "2e-2",
         "--output-dir", output_dir, *FAST_FLAGS,
     )
     return output_dir, result
@@ -205,7 +205,7 @@ def trained_sentiment(tmp_path_factory, tiny_distilbert_dir, data_dir) -> tuple[
     result = invoke_cli(
         "finetune", "--task", "sentiment", "--model", tiny_distilbert_dir,
         "--train-file", data_dir / "train.csv", "--validation-file", data_dir / "validation.csv",
-        "--label-column", "sentiment", "--epochs", "3", "--learning-rate", "5e-3",
+        "--label-column", "sentiment", "--epochs", "3", "--learning-rate", "1e-2",
         "--output-dir", output_dir, *FAST_FLAGS,
     )
     return output_dir, result

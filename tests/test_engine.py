@@ -123,7 +123,7 @@ def train_one_step(setup, tokenizer, example_count: int, batch_size: int, accumu
         "epochs": 1,
         "batch_size": batch_size,
         "gradient_accumulation_steps": accumulation,
-        "learning_rate": 1e-3,
+        "learning_rate": 1e-4,
         "warmup_ratio": 0,
         "weight_decay": 0,
         "max_grad_norm": 0,
@@ -153,15 +153,18 @@ def max_parameter_difference(first: torch.nn.Module, second: torch.nn.Module) ->
     return max((p - second_parameters[name]).abs().max().item() for name, p in first.named_parameters())
 
 
-def max_relative_gradient_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> float:
-    return max(
-        ((first[name] - second[name]).abs().max() / first[name].abs().max().clamp_min(1e-12)).item()
-        for name in first
-    )
+def relative_gradient_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> float:
+    """Return ||first - second|| / ||first||, over all parameters as one vector."""
+    difference = sum(((first[name] - second[name]) ** 2).sum() for name in first) ** 0.5
+    norm = sum((first[name] ** 2).sum() for name in first) ** 0.5
+    return (difference / norm).item()
 
 
 # One optimizer step over the same set of examples has the same mean gradient whatever the order
 # in which the sampler shuffles them, so one batch of N and accumulated micro-batches must agree.
+# Summing in another order leaves fp32 differences near 1e-5 of the gradient norm. The first AdamW
+# step moves each weight by about the learning rate (1e-4) times the sign of its gradient, so
+# parameters differ by under 1e-7 where the gradients agree.
 @pytest.mark.parametrize("example_count, batch_size, accumulation", [
     (32, 8, 4),  # micro-batches 8, 8, 8, 8 against one batch of 32
     (28, 8, 4),  # micro-batches 8, 8, 8, 4 against one batch of 28
@@ -176,11 +179,11 @@ def test_accumulation_matches_large_batch(classification_setup, tokenizer, examp
     assert large_result.global_step == 1
     assert accumulated_result.global_step == 1
     assert set(accumulated_gradients) == set(large_gradients)
-    assert max_relative_gradient_difference(large_gradients, accumulated_gradients) <= 1e-5
+    assert relative_gradient_difference(large_gradients, accumulated_gradients) <= 1e-4
     assert max_parameter_difference(large, accumulated) <= 1e-6
     assert accumulated_result.train_loss == pytest.approx(large_result.train_loss, abs=1e-6)
     # The step moved the weights, so the comparison above is not between two untouched models.
-    assert max_parameter_difference(large, initial) > 1e-4
+    assert max_parameter_difference(large, initial) > 5e-5
 
 
 def test_uneven_window_weights_examples(classification_setup, tokenizer):
@@ -190,9 +193,9 @@ def test_uneven_window_weights_examples(classification_setup, tokenizer):
     _, short_window, _ = train_one_step(classification_setup, tokenizer, 28, 8, 4)
     _, other_examples, _ = train_one_step(classification_setup, tokenizer, 24, 24, 1)
 
-    assert max_relative_gradient_difference(equal_share, short_window) <= 1e-5
-    # Sanity check that the gradient depends on which examples it averages over.
-    assert max_relative_gradient_difference(equal_share, other_examples) > 1e-3
+    assert relative_gradient_difference(equal_share, short_window) <= 1e-4
+    # The gradient depends on which examples it averages over, so the tolerance above can fail.
+    assert relative_gradient_difference(equal_share, other_examples) > 1e-2
 
 
 def test_steps_per_epoch_with_accumulation(classification_setup, tokenizer):
