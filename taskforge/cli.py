@@ -41,7 +41,12 @@ def _main_options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
 ) -> None:
     _state["debug"] = debug
-    _configure_logging(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    level = logging.INFO
+    if quiet:
+        level = logging.WARNING
+    if debug:
+        level = logging.DEBUG
+    _configure_logging(level)
 
 
 def _handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
