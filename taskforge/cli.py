@@ -265,9 +265,12 @@ def _configure_logging(level: int) -> None:
     root.setLevel(level if rank == 0 else logging.ERROR)
     root.propagate = False
     if level > logging.DEBUG:
-        # transformers and datasets report expected events (a new classification head) as warnings.
+        # transformers and datasets report expected events (a new classification head) as warnings,
+        # and draw progress bars for loading weights and mapping rows; taskforge logs its own steps.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("DATASETS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 def main() -> None:
