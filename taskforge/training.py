@@ -83,6 +83,8 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     max_length = _check_max_length(config.max_length, tokenizer)
     model = task.build_model(model_path, labels)
+    logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
+                type(model).__name__)
     model.config.taskforge = {
         "task": task.name,
         "api_version": task.api_version,
