@@ -37,7 +37,7 @@ _state = {"debug": False}
 
 @app.callback()
 def _main_options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library debug logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks, taskforge debug logs, and the warnings and progress bars of transformers and datasets.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
 ) -> None:
     _state["debug"] = debug
@@ -191,7 +191,7 @@ def evaluate_command(
 @_handle_errors
 def predict_command(
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")] = Path("."),
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")],
     input_file: Annotated[Optional[Path], typer.Option(help="CSV, TSV, JSON, JSONL or Parquet file of inputs.")] = None,
     output_file: Annotated[Optional[Path], typer.Option(help="JSONL file for the predictions (default: stdout).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs per batch.")] = 32,

@@ -170,7 +170,8 @@ def train(
     total_loss_sum = 0.0
     evaluations: list[dict[str, Any]] = []
     train_seconds = 0.0
-    progress = tqdm(total=max_steps, desc="training", disable=not accelerator.is_main_process)
+    show_progress = accelerator.is_main_process and logger.isEnabledFor(logging.INFO)
+    progress = tqdm(total=max_steps, desc="training", disable=not show_progress)
 
     def run_evaluation() -> None:
         for eval_set in eval_sets:

@@ -70,7 +70,8 @@ def predict_outputs(
     is_main = accelerator is None or accelerator.is_main_process
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
     model.eval()
-    for batch in tqdm(loader, desc="evaluating", disable=not (progress and is_main), leave=False):
+    show_progress = progress and is_main and logger.isEnabledFor(logging.INFO)
+    for batch in tqdm(loader, desc="evaluating", disable=not show_progress, leave=False):
         batch = {key: value.to(device) for key, value in batch.items()}
         autocast = (
             torch.autocast(device_type=device.type, dtype=autocast_dtype)

@@ -69,7 +69,8 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     labels = task.label_set(train_examples, columns)
     if labels is not None:
         shown = ", ".join(name if name == value else f"{name} ({value})" for name, value in zip(labels.names, labels.values))
-        logger.info("labels (%d), in id order: %s; pass --label-names to rename them", len(labels), shown)
+        hint = "" if config.label_names else "; pass --label-names to rename them"
+        logger.info("labels (%d), in id order: %s%s", len(labels), shown, hint)
     task.check_labels(validation_examples, labels, files.get("validation", files["train"]))
     if test_examples is not None:
         task.check_labels(test_examples, labels, files["test"])

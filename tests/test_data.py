@@ -177,7 +177,7 @@ def test_split_counts_per_label():
 
 
 def test_split_small_groups():
-    # 20 * 0.1 = 2; 2 * 0.1 rounds to 0 but a group of two gives one; a group of one gives none.
+    # 20 * 0.1 = 2. A group of two gives one although 2 * 0.1 rounds to 0, and a group of one gives none.
     kept, held_out = stratified_split(labelled({"a": 20, "b": 2, "c": 1}), 0.1, seed=0, stratify_column="label")
 
     assert Counter(held_out["label"]) == {"a": 2, "b": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections import Counter
 
 import pytest
 import torch
@@ -59,7 +60,7 @@ def test_sampler_longest_batch_first():
 
 
 def test_sampler_groups_similar_lengths():
-    # Lengths 0..99 fit in one chunk, so each batch of 10 holds 10 consecutive lengths.
+    # Lengths 0..99 fit in one chunk, so each batch of 10 contains 10 consecutive lengths.
     lengths = list(range(100))
     sampler = LengthGroupedBatchSampler(lengths, batch_size=10, seed=0)
 
@@ -109,7 +110,7 @@ def classification_setup(data_dir, tokenizer, tiny_bert_dir):
 
 
 def train_one_step(setup, tokenizer, example_count: int, batch_size: int, accumulation: int):
-    """Train a copy of the setup's model for one optimizer step; return it, the gradient and the result.
+    """Train a copy of the setup's model for one optimizer step, and return it, its gradient and the result.
 
     The gradient is read by hooks that fire after each backward pass, so the last value per
     parameter is the gradient accumulated over the whole window, before the optimizer step.
@@ -170,7 +171,9 @@ def relative_gradient_difference(first: dict[str, torch.Tensor], second: dict[st
     (28, 8, 4),  # micro-batches 8, 8, 8, 4 against one batch of 28
 ])
 def test_accumulation_matches_large_batch(classification_setup, tokenizer, example_count, batch_size, accumulation):
-    large, large_gradients, large_result = train_one_step(classification_setup, tokenizer, example_count, example_count, 1)
+    large, large_gradients, large_result = train_one_step(
+        classification_setup, tokenizer, example_count, example_count, 1
+    )
     accumulated, accumulated_gradients, accumulated_result = train_one_step(
         classification_setup, tokenizer, example_count, batch_size, accumulation
     )
@@ -187,8 +190,8 @@ def test_accumulation_matches_large_batch(classification_setup, tokenizer, examp
 
 
 def test_uneven_window_weights_examples(classification_setup, tokenizer):
-    # Equal weights for micro-batches 8, 8, 8, 4 would give the last 4 examples twice their share
-    # and change the gradient; the window must weight each example 1/28.
+    # Equal weights for micro-batches 8, 8, 8, 4 would give the last 4 examples twice their share.
+    # So the gradient matches one batch of 28 only when the window weights each example 1/28.
     _, equal_share, _ = train_one_step(classification_setup, tokenizer, 28, 28, 1)
     _, short_window, _ = train_one_step(classification_setup, tokenizer, 28, 8, 4)
     _, other_examples, _ = train_one_step(classification_setup, tokenizer, 24, 24, 1)
@@ -199,7 +202,7 @@ def test_uneven_window_weights_examples(classification_setup, tokenizer):
 
 
 def test_steps_per_epoch_with_accumulation(classification_setup, tokenizer):
-    # 28 examples in micro-batches of 8 make 4 micro-batches; accumulation 3 gives windows of 3
+    # 28 examples in micro-batches of 8 make 4 micro-batches. Accumulation 3 gives windows of 3
     # and 1, so one epoch is 2 optimizer steps.
     from accelerate import Accelerator
 
@@ -216,3 +219,37 @@ def test_steps_per_epoch_with_accumulation(classification_setup, tokenizer):
 
     assert result.global_step == 2
     assert result.epochs == 1.0
+
+
+def test_train_batches_per_epoch(classification_setup, tokenizer):
+    # 48 examples in batches of 8 for 2 epochs: 12 micro-steps, 6 per epoch. A forward hook reads
+    # the unpadded token ids of every batch that reaches the model through Accelerate's loader.
+    from accelerate import Accelerator
+
+    task, features, labels, model = classification_setup
+    model = copy.deepcopy(model)
+    config = resolve({
+        "task": "classification", "epochs": 2, "batch_size": 8, "learning_rate": 1e-4, "precision": "fp32",
+        "seed": 0,
+    }, task_defaults=task.defaults)
+    batches: list[list[tuple[int, ...]]] = []
+
+    def record(module, args, kwargs):
+        ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+        batches.append([tuple(row[row_mask.bool()].tolist()) for row, row_mask in zip(ids, mask)])
+
+    handle = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        train(task, model, features, [], labels, task.collator(tokenizer), config, Accelerator(cpu=True),
+              MetricsLog(None))
+    finally:
+        handle.remove()
+    every_example = Counter(tuple(ids) for ids in features["input_ids"])
+    longest = max(len(ids) for ids in every_example)
+    epochs = [batches[:6], batches[6:]]
+
+    assert len(batches) == 12
+    for epoch in epochs:
+        assert Counter(ids for batch in epoch for ids in batch) == every_example
+        assert max(len(ids) for ids in epoch[0]) == longest
+    assert epochs[0] != epochs[1]

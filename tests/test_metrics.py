@@ -7,7 +7,7 @@ import pytest
 from taskforge.errors import PluginError
 from taskforge.metrics import load_metric, load_metric_from
 
-# Hand table: 6 examples over 3 classes; class 2 is never predicted.
+# Hand table: 6 examples over 3 classes, and class 2 is never predicted.
 #
 #   index       0  1  2  3  4  5
 #   reference   0  0  0  1  1  2
@@ -56,7 +56,7 @@ def test_accuracy_on_hand_table():
 
 
 def test_accuracy_with_sample_weights():
-    # Weights 1, 1, 1, 2, 2, 3; correct weight 1 + 1 + 2 = 4 of 10.
+    # Weights 1, 1, 1, 2, 2, 3. The correct ones weigh 1 + 1 + 2 = 4 of 10.
     result = load_metric("accuracy").compute(
         predictions=PREDICTIONS, references=REFERENCES, sample_weight=[1, 1, 1, 2, 2, 3]
     )

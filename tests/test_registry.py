@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import error_lines
 from taskforge.errors import PluginError, TaskNotFoundError
 from taskforge.registry import check_task, get_task, load_entry_point
 from taskforge.task import TASK_API_VERSION
@@ -89,6 +90,35 @@ def test_disabled_plugin_is_hidden(broken_plugin_dir):
     assert result.returncode == 0
     assert "broken" not in names
     assert "classification" in names
+
+
+def test_broken_task_fails_cleanly(broken_plugin_dir, tmp_path):
+    result = run_taskforge(
+        "finetune", "--task", "broken", "--train-file", str(tmp_path / "absent.csv"), extra_path=broken_plugin_dir
+    )
+    errors = error_lines(result.stderr)
+
+    assert result.returncode == 1
+    assert len(errors) == 1, result.stderr
+    assert "task 'broken' failed to load" in errors[0]
+    assert "RuntimeError: broken_mod cannot start" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_duplicate_task_name_reported(tmp_path):
+    dist_info = tmp_path / "copycat_plugin-0.2.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: copycat-plugin\nVersion: 0.2\n")
+    (dist_info / "entry_points.txt").write_text("[taskforge.tasks]\nsentiment = taskforge_sentiment:SentimentTask\n")
+
+    result = run_taskforge("tasks", extra_path=tmp_path)
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+
+    assert result.returncode == 0
+    assert "registered by two distributions" in lines["sentiment"]
+    assert "copycat-plugin" in lines["sentiment"]
+    assert "taskforge-sentiment" in lines["sentiment"]
+    assert "failed to load" not in lines["classification"]
 
 
 # -- lookup ---------------------------------------------------------------------------------------
