@@ -190,8 +190,8 @@ def evaluate_command(
 @app.command("predict")
 @_handle_errors
 def predict_command(
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
     input_file: Annotated[Optional[Path], typer.Option(help="CSV, TSV, JSON, JSONL or Parquet file of inputs.")] = None,
     output_file: Annotated[Optional[Path], typer.Option(help="JSONL file for the predictions (default: stdout).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs per batch.")] = 32,
