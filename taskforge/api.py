@@ -56,7 +56,10 @@ def finetune(config: FinetuneConfig | None = None, *, config_file: str | os.Path
         raise ConfigError(f"unknown option {unknown[0]!r} passed to taskforge.finetune{hint}")
     explicit = dict(options)
     if config is not None:
-        explicit = {**{k: v for k, v in dataclasses.asdict(config).items() if v is not None}, **explicit}
+        # Only fields set away from their defaults count as explicit, so a config file still applies to the rest.
+        defaults = dataclasses.asdict(FinetuneConfig())
+        given = {k: v for k, v in dataclasses.asdict(config).items() if v is not None and v != defaults[k]}
+        explicit = {**given, **explicit}
     file_values = config_module.read_config_file(config_file) if config_file is not None else {}
     return _run_finetune(explicit, file_values, source="argument")
 

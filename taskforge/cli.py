@@ -169,6 +169,7 @@ def evaluate_command(
     header: Annotated[Optional[bool], typer.Option("--header/--no-header",
                                                    help="Whether CSV/TSV files start with a header row.")] = None,
     max_samples: Annotated[Optional[int], typer.Option(help="Evaluate only the first N examples.")] = None,
+    drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Skip invalid rows and count them, instead of failing.")] = False,
     precision: Annotated[Precision, typer.Option(help="Numeric precision.")] = "auto",
     output_file: Annotated[Optional[Path], typer.Option(help="Also write the metrics to this JSON file.")] = None,
 ) -> None:
@@ -177,6 +178,7 @@ def evaluate_command(
 
     predictor = load(model_dir, precision=precision)
     metrics = predictor.evaluate(data_file, batch_size=batch_size, header=header, max_samples=max_samples,
+                                 drop_invalid=drop_invalid,
                                  text_column=text_column, text_pair_column=text_pair_column, label_column=label_column)
     text = json.dumps(metrics, indent=2, default=_json_default)
     if output_file is not None:

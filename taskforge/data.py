@@ -56,6 +56,9 @@ def read_table(file: DataFile) -> datasets.Dataset:
         dataset = datasets.load_dataset(builder, data_files=file.path, split="train", **kwargs)
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "corresponds to no data" in reason:
+            # datasets raises this for a file with a header row and no data rows.
+            raise DataError(f"{file.display_name} contains no rows; pass a file with data") from error
         raise DataError(f"{file.display_name} could not be read as {file.format}: {reason}") from error
     if len(dataset) == 0:
         raise DataError(f"{file.display_name} contains no rows; pass a file with data")
@@ -92,10 +95,9 @@ def drop_or_raise(
         return dataset
     if not drop_invalid:
         more = f" ({len(bad_rows)} rows in all)" if len(bad_rows) > 1 else ""
-        raise DataError(
-            f"{problem} in {file.display_name} row {bad_rows[0] + 1}{more}; fix the data or pass "
-            f"--drop-invalid to skip such rows"
-        )
+        # Prediction keeps one output line per input row, so it offers no way to skip rows.
+        fix = "fix the data" if file.split == "predict" else "fix the data or pass --drop-invalid to skip such rows"
+        raise DataError(f"{problem} in {file.display_name} row {bad_rows[0] + 1}{more}; {fix}")
     bad = set(bad_rows)
     kept = dataset.select(i for i in range(len(dataset)) if i not in bad)
     logger.warning("dropped %d of %d rows of %s: %s (--drop-invalid)", len(bad), len(dataset), file.display_name, problem)

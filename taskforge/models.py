@@ -52,7 +52,7 @@ def resolve_model(name: str) -> str:
         short_names = ", ".join(PACKAGED_MODELS)
         raise ModelNotFoundError(
             f"model {name!r} is not a local directory and could not be loaded from the Hugging Face hub "
-            f"({reason}); pass a local model directory, a packaged model ({short_names}), or connect to "
-            f"the network"
+            f"({reason}); pass --model with a local model directory or a packaged model ({short_names}), "
+            f"or connect to the network"
         ) from error
     return name

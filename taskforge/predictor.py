@@ -82,7 +82,7 @@ class Predictor:
         return [self.task.format_prediction(prediction, self.labels) for prediction in predictions]
 
     def evaluate(self, data_file: str | os.PathLike[str], batch_size: int = 64, header: bool | None = None,
-                 max_samples: int | None = None, **columns: Any) -> dict[str, Any]:
+                 max_samples: int | None = None, drop_invalid: bool = False, **columns: Any) -> dict[str, Any]:
         """Score the model on a labelled file with the task's metrics.
 
         Column options default to those the model was trained with.
@@ -92,6 +92,7 @@ class Predictor:
 
         config = dict(self.run_config.get("config", {}))
         config.update({key: value for key, value in columns.items() if value is not None})
+        config["drop_invalid"] = drop_invalid
         if header is None:
             header = bool(config.get("header", True))
         file = describe_file(data_file, "test", header, "--data-file")
@@ -118,11 +119,13 @@ def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str
         raise ModelNotFoundError(f"model directory {str(path)!r} not found or has no config.json; "
                                  f"pass the --output-dir of a taskforge finetune run")
     model_config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    task_name = (model_config.get("taskforge") or {}).get("task")
+    saved = model_config.get("taskforge") or {}
+    task_name = saved.get("task")
     if task_name is None:
         raise ModelNotFoundError(f"model directory {str(path)!r} was not saved by taskforge (config.json has no "
                                  f"'taskforge' entry); fine-tune it with taskforge first")
-    task = get_task(task_name)
+    reference = saved.get("task_reference") or task_name
+    task = get_task(reference if ":" in str(reference) else task_name)
     run_config_path = path / RUN_CONFIG_FILE
     run_config = json.loads(run_config_path.read_text(encoding="utf-8")) if run_config_path.is_file() else {}
     max_length = int(run_config.get("config", {}).get("max_length") or task.defaults.max_length)

@@ -86,8 +86,11 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     model = task.build_model(model_path, labels)
     logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                 type(model).__name__)
+    _check_positions(max_length, model.config)
     model.config.taskforge = {
         "task": task.name,
+        # The --task value, so that a task given as module:attribute loads again without an entry point.
+        "task_reference": config.task,
         "api_version": task.api_version,
         "label_values": list(labels.values) if labels is not None else None,
     }
@@ -193,6 +196,19 @@ def _check_max_length(max_length: int | None, tokenizer: Any) -> int:
     if isinstance(model_max, int) and 0 < model_max < max_length:
         raise ConfigError(f"--max-length {max_length} is above the model's maximum of {model_max}; pass at most {model_max}")
     return max_length
+
+
+def _check_positions(max_length: int, model_config: Any) -> None:
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return
+    # RoBERTa-style models start position ids after the padding index, which leaves fewer usable slots.
+    if getattr(model_config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        positions -= (getattr(model_config, "pad_token_id", 1) or 0) + 1
+    if max_length > positions:
+        raise ConfigError(
+            f"--max-length {max_length} is above the {positions} positions the model supports; pass at most {positions}"
+        )
 
 
 def _without_bookkeeping(record: dict[str, Any]) -> dict[str, Any]:

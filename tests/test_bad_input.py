@@ -1,0 +1,335 @@
+"""Bad input to ``taskforge finetune``: one ``Error:`` line naming the value and the fix, exit code 1.
+
+Every case also checks that no output directory (nor its ``.partial`` staging folder) is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST_FLAGS, command_options, error_lines, toy_rows, write_csv
+
+
+def assert_no_output(output_dir: Path) -> None:
+    assert not output_dir.exists()
+    assert not output_dir.with_name(output_dir.name + ".partial").exists()
+
+
+@pytest.fixture
+def finetune(run_cli, tiny_bert_dir, tmp_path):
+    """Run ``taskforge finetune`` on the tiny BERT into ``tmp_path/out`` with the given extra flags."""
+
+    def run(*flags: str, task: str = "classification"):
+        return run_cli(
+            "finetune", "--task", task, "--model", tiny_bert_dir, "--epochs", "1",
+            "--output-dir", tmp_path / "out", *FAST_FLAGS, *flags,
+        )
+
+    return run
+
+
+def test_missing_train_file(finetune, tmp_path):
+    result = finetune("--train-file", tmp_path / "absent.csv")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "absent.csv" in errors[0]
+    assert "--train-file" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_unknown_file_format(finetune, tmp_path):
+    (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04")
+
+    result = finetune("--train-file", tmp_path / "data.xlsx")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "data.xlsx" in errors[0]
+    assert "--train-file" in errors[0]
+    assert ".csv, .json, .jsonl, .parquet, .tsv" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_missing_label_column(finetune, data_dir, tmp_path):
+    result = finetune("--train-file", data_dir / "train.csv", "--label-column", "stars")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "column 'stars' not found in" in errors[0]
+    assert "train.csv" in errors[0]
+    assert "columns are: text, text_pair, label, sentiment" in errors[0]
+    assert "--label-column" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+@pytest.fixture
+def file_with_empty_texts(tmp_path) -> Path:
+    """48 toy rows with the text of rows 3 and 10 (counted from 1 after the header) blanked."""
+    rows = toy_rows(48)
+    rows[2]["text"] = ""
+    rows[9]["text"] = "   "
+    return write_csv(tmp_path / "gaps.csv", rows)
+
+
+def test_empty_text_names_row(finetune, file_with_empty_texts, tmp_path):
+    result = finetune("--train-file", file_with_empty_texts)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "gaps.csv row 3" in errors[0]
+    assert "(2 rows in all)" in errors[0]
+    assert "--drop-invalid" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_drop_invalid_skips_rows(finetune, file_with_empty_texts, data_dir, tmp_path):
+    result = finetune(
+        "--train-file", file_with_empty_texts, "--validation-file", data_dir / "validation.csv", "--drop-invalid"
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert "dropped 2 of 48 rows" in result.stderr
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_unseen_validation_label(finetune, data_dir, tmp_path):
+    rows = toy_rows(4)
+    rows[2]["label"] = "neutral"
+    validation_file = write_csv(tmp_path / "odd_labels.csv", rows)
+
+    result = finetune("--train-file", data_dir / "train.csv", "--validation-file", validation_file)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "label 'neutral'" in errors[0]
+    assert "odd_labels.csv row 3" in errors[0]
+    assert "training labels are: neg, pos" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_fewer_examples_than_batch(finetune, data_dir, tmp_path):
+    small_file = write_csv(tmp_path / "small.csv", toy_rows(5))
+
+    result = finetune("--train-file", small_file, "--validation-file", data_dir / "validation.csv")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "small.csv has 5 training examples, fewer than one batch of 8" in errors[0]
+    assert "--batch-size" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_unknown_task(finetune, data_dir, tmp_path):
+    result = finetune("--train-file", data_dir / "train.csv", task="sentimnt")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "unknown task 'sentimnt'" in errors[0]
+    assert "Did you mean 'sentiment'?" in errors[0]
+    assert "taskforge tasks" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_model_not_found_offline(run_cli, data_dir, tmp_path):
+    result = run_cli(
+        "finetune", "--task", "classification", "--model", "some-org/nonexistent-model-xyz",
+        "--train-file", data_dir / "train.csv", "--output-dir", tmp_path / "out", *FAST_FLAGS,
+    )
+    errors = error_lines(result.stderr)
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "'some-org/nonexistent-model-xyz'" in errors[0]
+    assert "--model" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_missing_model_directory(run_cli, data_dir, tmp_path):
+    result = run_cli(
+        "finetune", "--task", "classification", "--model", tmp_path / "no-model",
+        "--train-file", data_dir / "train.csv", "--output-dir", tmp_path / "out", *FAST_FLAGS,
+    )
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "no-model" in errors[0]
+    assert "--model" in errors[0]
+    assert_no_output(tmp_path / "out")
+
+
+def test_output_dir_exists(finetune, data_dir, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("earlier run")
+
+    result = finetune("--train-file", data_dir / "train.csv")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert str(tmp_path / "out") in errors[0]
+    assert "--overwrite" in errors[0]
+    assert "Traceback" not in result.stderr
+    # The earlier output stays as it was.
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["keep.txt"]
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_max_length_above_positions(finetune, data_dir, tmp_path):
+    # The tokenizer allows 512 tokens but the tiny model has 128 position embeddings, and one
+    # training text is longer than 128 tokens.
+    rows = toy_rows(48)
+    rows[0]["text"] = " ".join(["good"] * 200)
+    train_file = write_csv(tmp_path / "long.csv", rows)
+
+    result = finetune(
+        "--train-file", train_file, "--validation-file", data_dir / "validation.csv", "--max-length", "256"
+    )
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "--max-length 256" in errors[0]
+    assert "128" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_unknown_config_key(finetune, data_dir, tmp_path):
+    config_file = tmp_path / "options.yaml"
+    config_file.write_text("learning_rat: 0.1\n")
+
+    result = finetune("--train-file", data_dir / "train.csv", "--config", config_file)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "unknown option 'learning_rat'" in errors[0]
+    assert "did you mean 'learning_rate'?" in errors[0]
+    assert_no_output(tmp_path / "out")
+
+
+def test_label_names_count_mismatch(finetune, data_dir, tmp_path):
+    result = finetune("--train-file", data_dir / "train.csv", "--label-names", "bad,good,neutral")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "--label-names gives 3 names (bad, good, neutral) for 2 labels" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_max_length_above_model(finetune, data_dir, tmp_path):
+    # The MiniLM tokenizer saved with the tiny model allows 512 tokens.
+    result = finetune("--train-file", data_dir / "train.csv", "--max-length", "1024")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "--max-length 1024 is above the model's maximum of 512" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_fp16_on_cpu_rejected(finetune, data_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("fp16 runs on this machine's GPU")
+    result = finetune("--train-file", data_dir / "train.csv", "--precision", "fp16")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "--precision fp16 needs a CUDA GPU" in errors[0]
+    assert "--precision bf16 or fp32" in errors[0]
+    assert_no_output(tmp_path / "out")
+
+
+def test_config_problems_in_one_line(finetune, data_dir, tmp_path):
+    result = finetune("--train-file", data_dir / "train.csv", "--epochs", "0", "--learning-rate", "-1")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "--epochs must be greater than 0, got 0.0" in errors[0]
+    assert "--learning-rate must be greater than 0, got -1.0" in errors[0]
+    assert_no_output(tmp_path / "out")
+
+
+def test_bad_flag_type_is_usage_error(finetune, data_dir, tmp_path):
+    result = finetune("--train-file", data_dir / "train.csv", "--seed", "abc")
+
+    assert result.exit_code == 2
+    assert "--seed" in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_evaluate_empty_text_row(trained_sentiment, tmp_path, run_cli):
+    rows = toy_rows(4)
+    rows[1]["text"] = ""
+    data_file = write_csv(tmp_path / "gaps.csv", rows)
+
+    result = run_cli("evaluate", "--model-dir", trained_sentiment[0], "--data-file", data_file, "--precision", "fp32")
+    errors = error_lines(result.stderr)
+    suggested_flags = set(re.findall(r"--[a-z][a-z-]*", errors[0])) if errors else set()
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "gaps.csv row 2" in errors[0]
+    # The fix the message suggests must be one that this command accepts.
+    assert suggested_flags <= command_options("evaluate")
+
+
+# -- tracebacks in a real process -----------------------------------------------------------------
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskforge", *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_process_error_without_traceback(tmp_path):
+    result = run_module("finetune", "--task", "classification", "--train-file", str(tmp_path / "absent.csv"),
+                        "--output-dir", str(tmp_path / "out"))
+
+    assert result.returncode == 1
+    assert len(error_lines(result.stderr)) == 1
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_debug_shows_traceback(tmp_path):
+    result = run_module("--debug", "finetune", "--task", "classification", "--train-file", str(tmp_path / "absent.csv"),
+                        "--output-dir", str(tmp_path / "out"))
+
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ConfigError" in result.stderr
+    assert "absent.csv" in result.stderr

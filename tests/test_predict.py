@@ -1,0 +1,161 @@
+"""Predictions from a fine-tuned model: the Python Predictor and ``taskforge predict``."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import taskforge
+from conftest import command_options, error_lines, write_csv
+from taskforge.errors import ConfigError, DataError, ModelNotFoundError
+
+# Inputs of very different token counts, alternating sentiment, so that batching sorts them by
+# length and must put the results back in input order.
+TEXTS = [
+    "the food was great",
+    "the hotel was awful according to my whole family after the long weekend",
+    "the book was good and i would say so again",
+    "the phone was bad",
+    "the movie was great according to my whole family after the long weekend",
+    "the phone was awful today",
+]
+EXPECTED_LABELS = ["positive", "negative", "positive", "negative", "positive", "negative"]
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_sentiment):
+    output_dir, result = trained_sentiment
+    assert result.exit_code == 0, result.stderr
+    return taskforge.load(output_dir, precision="fp32")
+
+
+def test_predict_returns_label_dicts(predictor):
+    predictions = predictor.predict(TEXTS[:2], batch_size=1)
+
+    assert len(predictions) == 2
+    assert set(predictions[0]) == {"label", "score", "scores"}
+    assert set(predictions[0]["scores"]) == {"negative", "positive"}
+    assert predictions[0]["score"] == predictions[0]["scores"][predictions[0]["label"]]
+    assert sum(predictions[0]["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_expected_labels(predictor):
+    labels = [prediction["label"] for prediction in predictor.predict(TEXTS, batch_size=4)]
+
+    assert labels == EXPECTED_LABELS
+
+
+@pytest.mark.parametrize("batch_size", [2, 4, 32])
+def test_batching_keeps_input_order(predictor, batch_size):
+    one_by_one = [predictor.predict([text], batch_size=1)[0] for text in TEXTS]
+
+    batched = predictor.predict(TEXTS, batch_size=batch_size)
+
+    assert [p["label"] for p in batched] == [p["label"] for p in one_by_one]
+    for single, together in zip(one_by_one, batched):
+        assert together["scores"] == pytest.approx(single["scores"], abs=1e-5)
+
+
+def test_predict_empty_list(predictor):
+    assert predictor.predict([]) == []
+
+
+def test_predict_rejects_bare_string(predictor):
+    with pytest.raises(ConfigError) as caught:
+        predictor.predict("the food was great")
+
+    assert "wrap a single input in a list" in str(caught.value)
+
+
+def test_predict_rejects_empty_text(predictor):
+    with pytest.raises(DataError) as caught:
+        predictor.predict(["the food was great", "  "])
+
+    assert "input 1 has empty text" in str(caught.value)
+
+
+def test_load_rejects_plain_model(tiny_bert_dir):
+    with pytest.raises(ModelNotFoundError) as caught:
+        taskforge.load(tiny_bert_dir)
+
+    assert "was not saved by taskforge" in str(caught.value)
+
+
+def test_load_missing_directory(tmp_path):
+    with pytest.raises(ModelNotFoundError) as caught:
+        taskforge.load(tmp_path / "nowhere")
+
+    assert "nowhere" in str(caught.value)
+    assert "--output-dir" in str(caught.value)
+
+
+# -- taskforge predict ----------------------------------------------------------------------------
+
+
+def test_cli_predict_prints_jsonl(trained_sentiment, run_cli):
+    output_dir, _ = trained_sentiment
+
+    result = run_cli(
+        "predict", "--model-dir", output_dir, "--precision", "fp32", "the food was great", "the book was awful"
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+
+    assert result.exit_code == 0, result.stderr
+    assert len(records) == 2
+    assert records[0]["text"] == "the food was great"
+    assert records[0]["label"] == "positive"
+    assert records[1]["text"] == "the book was awful"
+    assert records[1]["label"] == "negative"
+    assert set(records[1]["scores"]) == {"negative", "positive"}
+
+
+def test_cli_predict_file_to_jsonl(trained_sentiment, tmp_path, run_cli):
+    output_dir, _ = trained_sentiment
+    input_file = write_csv(tmp_path / "inputs.csv", [{"text": text, "id": i} for i, text in enumerate(TEXTS)])
+
+    result = run_cli(
+        "predict", "--model-dir", output_dir, "--precision", "fp32",
+        "--input-file", input_file, "--output-file", tmp_path / "predictions.jsonl",
+    )
+    records = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert len(records) == len(TEXTS)
+    assert [record["text"] for record in records] == TEXTS
+    assert [record["label"] for record in records] == EXPECTED_LABELS
+    assert not (tmp_path / "predictions.jsonl.partial").exists()
+
+
+def test_cli_predict_needs_input(trained_sentiment, run_cli):
+    result = run_cli("predict", "--model-dir", trained_sentiment[0])
+
+    assert result.exit_code == 2
+    assert "--input-file" in result.stderr
+
+
+def test_cli_predict_missing_model(tmp_path, run_cli):
+    result = run_cli("predict", "--model-dir", tmp_path / "nowhere", "some text")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "nowhere" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_predict_empty_text_row(trained_sentiment, tmp_path, run_cli):
+    input_file = tmp_path / "inputs.csv"
+    input_file.write_text("text,id\nthe food was great,1\n,2\n")
+
+    result = run_cli("predict", "--model-dir", trained_sentiment[0], "--precision", "fp32", "--input-file", input_file)
+    errors = error_lines(result.stderr)
+    suggested_flags = set(re.findall(r"--[a-z][a-z-]*", errors[0])) if errors else set()
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "inputs.csv row 2" in errors[0]
+    # The fix the message suggests must be one that this command accepts.
+    assert suggested_flags <= command_options("predict")
