@@ -74,7 +74,8 @@ def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], s
     config = config_module.resolve(explicit, file_values, task.defaults, source=source)
     if config.output_dir is None:
         config.output_dir = str(Path("outputs") / task.name)
-    config_module.validate(config)
+    task = task.configure(config.task_options)
+    config_module.validate(config, task)
     return training.run(task, config)
 
 
@@ -87,11 +88,15 @@ def evaluate(model_dir: str | os.PathLike[str], data_file: str | os.PathLike[str
     return predictor.evaluate(data_file, batch_size=batch_size, **columns)
 
 
-def load(model_dir: str | os.PathLike[str], *, precision: str = "auto", device: str | None = None) -> Predictor:
-    """Load a model saved by taskforge into a :class:`~taskforge.predictor.Predictor`."""
+def load(model_dir: str | os.PathLike[str], *, precision: str = "auto", device: str | None = None,
+         task_options: dict[str, Any] | None = None) -> Predictor:
+    """Load a model saved by taskforge into a :class:`~taskforge.predictor.Predictor`.
+
+    ``task_options`` overrides options the task was trained with, such as a QA task's n-best size.
+    """
     from taskforge.predictor import load as load_predictor
 
-    return load_predictor(model_dir, precision=precision, device=device)
+    return load_predictor(model_dir, precision=precision, device=device, task_options=task_options)
 
 
 def data_file(path: str | os.PathLike[str], split: str, header: bool = True, flag: str = "--train-file") -> DataFile:

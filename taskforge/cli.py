@@ -73,10 +73,15 @@ def _handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @app.command("tasks")
 @_handle_errors
-def tasks_command() -> None:
-    """List the installed tasks, with their packages and versions."""
-    from taskforge.registry import list_tasks
+def tasks_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show this task's defaults and options.", show_default=False)] = None,
+) -> None:
+    """List the installed tasks, with their packages and versions, or describe one task."""
+    from taskforge.registry import get_task, list_tasks
 
+    if name is not None:
+        _describe_task(get_task(name))
+        return
     infos = list_tasks()
     if not infos:
         typer.echo("No tasks installed. Install a task plugin, for example: pip install -e plugins/classification")
@@ -90,15 +95,74 @@ def tasks_command() -> None:
             typer.echo(f"{info.name:<{width}}  {package:<32}  failed to load: {info.error}")
 
 
+def _describe_task(task: Any) -> None:
+    typer.echo(f"{task.name}: {task.description}")
+    typer.echo(f"  model class: {task.model_class}")
+    direction = "higher" if task.greater_is_better else "lower"
+    typer.echo(f"  best model by: {task.metric_for_best_model} ({direction} is better)")
+    defaults = ", ".join(f"{field.name}={getattr(task.defaults, field.name)}" for field in dataclasses.fields(task.defaults))
+    typer.echo(f"  defaults: {defaults}")
+    if task.options_class is None:
+        typer.echo("  options: none")
+        return
+    typer.echo("  options (flags of finetune, evaluate and predict):")
+    for field in dataclasses.fields(task.options_class):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        typer.echo(f"    {flag:<28} {help_text} (default: {getattr(task.options, field.name)})")
+
+
+def parse_extra_flags(arguments: list[str]) -> dict[str, Any]:
+    """Parse ``--name value``, ``--name=value`` and bare ``--flag`` arguments into a dict.
+
+    A bare flag, one followed by another flag or by nothing, is True; ``--no-flag`` is False.
+    """
+    values: dict[str, Any] = {}
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if not argument.startswith("--") or argument == "--":
+            raise typer.BadParameter(f"unexpected argument {argument!r}")
+        name, has_value, value = argument[2:].partition("=")
+        if has_value:
+            values[name.replace("-", "_")] = value
+        elif index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
+            values[name.replace("-", "_")] = arguments[index + 1]
+            index += 1
+        elif name.startswith("no-"):
+            values[name[3:].replace("-", "_")] = False
+        else:
+            values[name.replace("-", "_")] = True
+        index += 1
+    return values
+
+
+def _reject_misspelled_flags(extra: dict[str, Any]) -> None:
+    """Raise for an extra flag that is one typo away from a flag of the command itself."""
+    import difflib
+
+    from taskforge.errors import ConfigError
+
+    names = [field.name for field in dataclasses.fields(FinetuneConfig)] + ["config"]
+    for key in extra:
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(f"unknown option --{key.replace('_', '-')}; did you mean --{close[0].replace('_', '-')}?")
+
+
 # -- finetune ------------------------------------------------------------------------------------
 
 
-def _finetune(config_file: Optional[Path], **flags: Any) -> None:
+def _finetune(ctx: typer.Context, config_file: Optional[Path], **flags: Any) -> None:
     from taskforge.api import _run_finetune
     from taskforge.config import read_config_file
 
     file_values = read_config_file(config_file) if config_file is not None else {}
     explicit = {name: value for name, value in flags.items() if value is not None}
+    # Flags the command does not define are the task's own options, checked by Task.configure.
+    extra = parse_extra_flags(list(ctx.args))
+    _reject_misspelled_flags(extra)
+    explicit["task_options"] = extra
     result = _run_finetune(explicit, file_values, source="flag")
     typer.echo(json.dumps({"output_dir": str(result.output_dir), **_scalar_metrics(result.metrics)}, indent=2))
 
@@ -108,14 +172,17 @@ def _build_finetune_command() -> Callable[..., None]:
     hints = get_type_hints(FinetuneConfig)
     helps = field_help()
     parameters = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         inspect.Parameter(
             "config_file", inspect.Parameter.KEYWORD_ONLY, default=None,
             annotation=Annotated[Optional[Path], typer.Option(
                 "--config", help="YAML or JSON file of options; flags override it.", rich_help_panel="Task")],
         )
     ]
-    annotations: dict[str, Any] = {"config_file": parameters[0].annotation}
+    annotations: dict[str, Any] = {"ctx": typer.Context, "config_file": parameters[1].annotation}
     for field in dataclasses.fields(FinetuneConfig):
+        if field.name == "task_options":
+            continue
         help_text, group = helps[field.name]
         flag = "--" + field.name.replace("_", "-")
         hint = hints[field.name]
@@ -138,19 +205,21 @@ def _build_finetune_command() -> Callable[..., None]:
                                             annotation=annotation))
         annotations[field.name] = annotation
 
-    def finetune_command(**kwargs: Any) -> None:
+    def finetune_command(ctx: typer.Context, **kwargs: Any) -> None:
         """Fine-tune a model on a task, evaluate it and save it.
 
         Options resolve in this order: flag, --config file, the task's defaults, the defaults shown.
+        A task's own options (see 'taskforge tasks NAME') are passed as flags too.
         """
-        _finetune(**kwargs)
+        _finetune(ctx, **kwargs)
 
     finetune_command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     finetune_command.__annotations__ = annotations
     return finetune_command
 
 
-app.command("finetune")(_handle_errors(_build_finetune_command()))
+_EXTRA_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+app.command("finetune", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command()))
 
 
 # -- evaluate ------------------------------------------------------------------------------------
@@ -189,9 +258,10 @@ def evaluate_command(
 # -- predict -------------------------------------------------------------------------------------
 
 
-@app.command("predict")
+@app.command("predict", context_settings=_EXTRA_FLAGS)
 @_handle_errors
 def predict_command(
+    ctx: typer.Context,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.", show_default=False)] = None,
     input_file: Annotated[Optional[Path], typer.Option(help="CSV, TSV, JSON, JSONL or Parquet file of inputs.")] = None,
@@ -203,15 +273,32 @@ def predict_command(
                                                    help="Whether CSV/TSV files start with a header row.")] = None,
     precision: Annotated[Precision, typer.Option(help="Numeric precision.")] = "auto",
 ) -> None:
-    """Predict with a fine-tuned model: texts as arguments, or --input-file to --output-file as JSONL."""
+    """Predict with a fine-tuned model: texts as arguments, or --input-file to --output-file as JSONL.
+
+    Tasks whose inputs have several fields take one input as flags, such as --question Q --context C.
+    Other flags set the task's own options, such as --n-best-size 5.
+    """
     from taskforge.api import load
 
-    if not texts and input_file is None:
-        raise typer.BadParameter("pass texts as arguments or --input-file", param_hint="TEXTS")
-    if texts and input_file is not None:
-        raise typer.BadParameter("pass either texts as arguments or --input-file, not both", param_hint="TEXTS")
+    # Typer passes unknown flags on as texts, so flags among the texts are the input's fields.
+    arguments = list(ctx.args)
+    if texts and any(text.startswith("--") for text in texts):
+        arguments, texts = arguments + list(texts), None
+    extra = parse_extra_flags(arguments)
     predictor = load(model_dir, precision=precision)
-    if input_file is not None:
+    option_names = {field.name for field in dataclasses.fields(predictor.task.options_class)} if predictor.task.options_class else set()
+    task_options = {key: value for key, value in extra.items() if key in option_names}
+    fields = {key: value for key, value in extra.items() if key not in option_names}
+    if task_options:
+        predictor.task = predictor.task.configure(task_options)
+    given = sum(bool(source) for source in (texts, input_file, fields))
+    if given == 0:
+        raise typer.BadParameter("pass texts as arguments, --input-file, or the input's fields as flags", param_hint="TEXTS")
+    if given > 1:
+        raise typer.BadParameter("pass only one of: texts as arguments, --input-file, input fields as flags", param_hint="TEXTS")
+    if fields:
+        records = [{**fields, **prediction} for prediction in predictor.predict([fields], batch_size)]
+    elif input_file is not None:
         records = predictor.predict_file(input_file, batch_size=batch_size, header=header,
                                          text_column=text_column, text_pair_column=text_pair_column)
     else:

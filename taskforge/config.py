@@ -82,6 +82,11 @@ class FinetuneConfig:
     seed: int = _field(42, "Random seed for data order, held-out split and weight initialisation.", "Training")
     eval_steps: int | None = _field(None, "Also evaluate every N optimizer steps (evaluation always runs after each epoch).", "Training")
     logging_steps: int = _field(50, "Log the training loss every N optimizer steps.", "Training")
+    task_options: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata={"help": "Options of the task itself (see 'taskforge tasks NAME'); on the command line, "
+                          "pass them as flags such as --doc-stride 128.", "group": "Task"},
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -154,11 +159,16 @@ def resolve(
             problems.append(f"{field.name}={raw!r} from {where}: {error}")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+    # Task options merge key by key, so a flag overrides one option of the file and keeps the rest.
+    values["task_options"] = {**dict(file_values.get("task_options") or {}), **dict(explicit.get("task_options") or {})}
     return FinetuneConfig(**values)
 
 
-def validate(config: FinetuneConfig) -> None:
-    """Check the whole configuration and raise one :class:`ConfigError` listing every problem."""
+def validate(config: FinetuneConfig, task: Any | None = None) -> None:
+    """Check the whole configuration and raise one :class:`ConfigError` listing every problem.
+
+    With ``task``, the task's own checks of the configuration are included.
+    """
     problems: list[str] = []
 
     def check(condition: bool, message: str) -> None:
@@ -206,6 +216,9 @@ def validate(config: FinetuneConfig) -> None:
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite to replace it "
                         f"or choose another directory")
 
+    if task is not None:
+        problems.extend(task.validate_config(config))
+
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
 
@@ -213,6 +226,29 @@ def validate(config: FinetuneConfig) -> None:
 def data_format(path: str) -> str | None:
     """Return the data format of ``path`` from its extension, or None when it is unknown."""
     return DATA_FORMATS.get(Path(path).suffix.lower())
+
+
+def coerce_fields(cls: type, values: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """Convert ``values`` to the field types of dataclass ``cls``, raising one error for all problems."""
+    hints = get_type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls)]
+    result: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean --{close[0].replace('_', '-')}?" if close else ""
+            known = ", ".join("--" + n.replace("_", "-") for n in names)
+            problems.append(f"unknown option --{name.replace('_', '-')} for {owner} (its options: {known}){hint}")
+            continue
+        try:
+            result[name] = _coerce(value, hints[name])
+        except (TypeError, ValueError) as error:
+            problems.append(f"--{name.replace('_', '-')} {value!r}: {error}")
+    if problems:
+        raise ConfigError("invalid task options: " + "; ".join(problems))
+    return result
 
 
 def _coerce(value: Any, annotation: Any) -> Any:
@@ -252,4 +288,8 @@ def _coerce(value: Any, annotation: Any) -> Any:
         return float(value)
     if annotation is str:
         return str(value)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise TypeError("expected a mapping of option names to values")
+        return dict(value)
     return value

@@ -107,8 +107,12 @@ class Predictor:
         return metrics
 
 
-def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str | None = None) -> Predictor:
-    """Load the model, tokenizer and task saved in ``model_dir``."""
+def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str | None = None,
+         task_options: dict[str, Any] | None = None) -> Predictor:
+    """Load the model, tokenizer and task saved in ``model_dir``.
+
+    The task gets the options it was trained with, updated by ``task_options``.
+    """
     import torch
     import transformers
 
@@ -126,6 +130,7 @@ def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str
                                  f"'taskforge' entry); fine-tune it with taskforge first")
     reference = saved.get("task_reference") or task_name
     task = get_task(reference if ":" in str(reference) else task_name)
+    task = task.configure({**(saved.get("task_options") or {}), **(task_options or {})})
     run_config_path = path / RUN_CONFIG_FILE
     run_config = json.loads(run_config_path.read_text(encoding="utf-8")) if run_config_path.is_file() else {}
     max_length = int(run_config.get("config", {}).get("max_length") or task.defaults.max_length)

@@ -147,6 +147,48 @@ class Task(abc.ABC):
     defaults: ClassVar[TaskDefaults] = TaskDefaults()
     """Recommended hyper-parameters."""
 
+    options_class: ClassVar[type | None] = None
+    """Dataclass of the task's own options, or None. Each field becomes a CLI flag (``doc_stride`` is
+    ``--doc-stride``) and a key of ``task_options``; ``metadata={"help": ...}`` gives its help text."""
+
+    options: Any = None
+    """The options of this run: an instance of ``options_class``, set by :meth:`configure`."""
+
+    def __init__(self) -> None:
+        if self.options_class is not None and self.options is None:
+            self.options = self.options_class()
+
+    def configure(self, values: Mapping[str, Any]) -> Task:
+        """Return a copy of this task with its options set from ``values``; unknown keys raise.
+
+        String values, as they come from the command line, are converted to the field types.
+        """
+        import copy
+
+        from taskforge.config import coerce_fields
+
+        if not values:
+            return self
+        if self.options_class is None:
+            names = ", ".join(f"--{key.replace('_', '-')}" for key in values)
+            raise _config_error(
+                f"task {self.name!r} has no options of its own, but got {names}; "
+                f"run 'taskforge finetune --help' to list the flags"
+            )
+        configured = copy.copy(self)
+        configured.options = dataclasses.replace(
+            self.options or self.options_class(), **coerce_fields(self.options_class, values, f"task {self.name!r}")
+        )
+        return configured
+
+    def validate_config(self, config: Any) -> list[str]:
+        """Return problems of a :class:`~taskforge.config.FinetuneConfig` specific to this task.
+
+        Called with the whole configuration before any data or model is loaded, so that a task can
+        reject option combinations (a window stride longer than the window) early.
+        """
+        return []
+
     # -- data ------------------------------------------------------------------------------------
 
     def sample_data(self) -> Mapping[str, DataFile] | None:
@@ -242,6 +284,12 @@ class Task(abc.ABC):
     def format_prediction(self, prediction: Any, labels: LabelSet | None) -> dict[str, Any]:
         """Return the JSON-serialisable object that stands for one prediction."""
         return {"prediction": prediction}
+
+
+def _config_error(message: str) -> Exception:
+    from taskforge.errors import ConfigError
+
+    return ConfigError(message)
 
 
 #: Members every task must provide, with the signature shown when one is missing.

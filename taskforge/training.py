@@ -91,6 +91,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
         "task": task.name,
         # The --task value, so that a task given as module:attribute loads again without an entry point.
         "task_reference": config.task,
+        "task_options": dataclasses.asdict(task.options) if task.options is not None else {},
         "api_version": task.api_version,
         "label_values": list(labels.values) if labels is not None else None,
     }
