@@ -99,14 +99,19 @@ def load(model_dir: str | os.PathLike[str], *, precision: str = "auto", device: 
     return load_predictor(model_dir, precision=precision, device=device, task_options=task_options)
 
 
-def data_file(path: str | os.PathLike[str], split: str, header: bool = True, flag: str = "--train-file") -> DataFile:
-    """Describe a local data file, raising :class:`DataError` when it is missing or of unknown format."""
+def data_file(path: str | os.PathLike[str], split: str, header: bool = True, flag: str = "--train-file",
+              task: Task | None = None) -> DataFile:
+    """Describe a local data file, raising :class:`DataError` when it is missing or of unknown format.
+
+    Extensions listed in the task's ``file_formats`` count as known formats.
+    """
     path = str(path)
+    extra_formats = dict(task.file_formats) if task is not None else {}
     if not Path(path).is_file():
         raise DataError(f"{flag} {path!r} not found; check the path")
-    data_format = config_module.data_format(path)
+    data_format = config_module.data_format(path, extra_formats)
     if data_format is None:
-        formats = ", ".join(sorted(config_module.DATA_FORMATS))
+        formats = ", ".join(sorted({**config_module.DATA_FORMATS, **extra_formats}))
         raise DataError(f"{flag} {path!r} has an unknown format; use one of {formats}")
     return DataFile(path=path, format=data_format, split=split, header=header)
 

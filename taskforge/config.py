@@ -201,6 +201,7 @@ def validate(config: FinetuneConfig, task: Any | None = None) -> None:
         problems.append("--train-file and --dataset are both given; pass only one data source")
     if config.dataset is None and config.train_file is None and (config.validation_file or config.test_file):
         problems.append("--validation-file or --test-file given without --train-file; pass --train-file too")
+    extra_formats = getattr(task, "file_formats", None) or {}
     for flag in ("train_file", "validation_file", "test_file"):
         path = getattr(config, flag)
         if path is None:
@@ -208,10 +209,9 @@ def validate(config: FinetuneConfig, task: Any | None = None) -> None:
         option = "--" + flag.replace("_", "-")
         if not Path(path).is_file():
             problems.append(f"{option} {path!r} not found; check the path")
-        elif data_format(path) is None:
-            problems.append(
-                f"{option} {path!r} has an unknown format; use one of {', '.join(sorted(DATA_FORMATS))}"
-            )
+        elif data_format(path, extra_formats) is None:
+            known = ", ".join(sorted({**DATA_FORMATS, **extra_formats}))
+            problems.append(f"{option} {path!r} has an unknown format; use one of {known}")
     if config.output_dir is not None and Path(config.output_dir).exists() and not config.overwrite:
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite to replace it "
                         f"or choose another directory")
@@ -223,9 +223,13 @@ def validate(config: FinetuneConfig, task: Any | None = None) -> None:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
 
 
-def data_format(path: str) -> str | None:
-    """Return the data format of ``path`` from its extension, or None when it is unknown."""
-    return DATA_FORMATS.get(Path(path).suffix.lower())
+def data_format(path: str, extra_formats: Mapping[str, str] | None = None) -> str | None:
+    """Return the data format of ``path`` from its extension, or None when it is unknown.
+
+    ``extra_formats`` maps further extensions to formats, as a task's ``file_formats`` does.
+    """
+    suffix = Path(path).suffix.lower()
+    return DATA_FORMATS.get(suffix) or (extra_formats or {}).get(suffix)
 
 
 def coerce_fields(cls: type, values: Mapping[str, Any], owner: str) -> dict[str, Any]:

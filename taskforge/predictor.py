@@ -64,7 +64,7 @@ class Predictor:
         config["drop_invalid"] = False
         if header is None:
             header = bool(config.get("header", True))
-        file = describe_file(input_file, "predict", header, "--input-file")
+        file = describe_file(input_file, "predict", header, "--input-file", self.task)
         examples = self.task.load_examples(file, column_options(config))
         predictions = self._predict_examples(examples, batch_size)
         inputs = examples.to_list()
@@ -95,7 +95,7 @@ class Predictor:
         config["drop_invalid"] = drop_invalid
         if header is None:
             header = bool(config.get("header", True))
-        file = describe_file(data_file, "test", header, "--data-file")
+        file = describe_file(data_file, "test", header, "--data-file", self.task)
         options = column_options(config)
         examples = load_split(self.task, file, options, max_samples)
         self.task.check_labels(examples, self.labels, file)

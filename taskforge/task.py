@@ -147,6 +147,10 @@ class Task(abc.ABC):
     defaults: ClassVar[TaskDefaults] = TaskDefaults()
     """Recommended hyper-parameters."""
 
+    file_formats: ClassVar[Mapping[str, str]] = {}
+    """Extra file extensions the task reads itself, mapped to a format name, such as
+    ``{".txt": "conll"}``. ``load_examples`` receives that name in ``DataFile.format``."""
+
     options_class: ClassVar[type | None] = None
     """Dataclass of the task's own options, or None. Each field becomes a CLI flag (``doc_stride`` is
     ``--doc-stride``) and a key of ``task_options``; ``metadata={"help": ...}`` gives its help text."""

@@ -169,7 +169,7 @@ def _data_files(task: Task, config: FinetuneConfig) -> dict[str, DataFile]:
         # NOTE: hub datasets need the network; this path has not been run offline.
         files = {"train": DataFile(config.dataset, "hub", "train", dataset_config=config.dataset_config)}
         if config.validation_file:
-            files["validation"] = data_file(config.validation_file, "validation", config.header, "--validation-file")
+            files["validation"] = data_file(config.validation_file, "validation", config.header, "--validation-file", task)
         else:
             files["validation"] = DataFile(config.dataset, "hub", "validation", dataset_config=config.dataset_config)
         return files
@@ -183,11 +183,11 @@ def _data_files(task: Task, config: FinetuneConfig) -> dict[str, DataFile]:
         logger.info("no --train-file: using the sample data shipped with task %r", task.name)
         return dict(sample)
 
-    files = {"train": data_file(config.train_file, "train", config.header, "--train-file")}
+    files = {"train": data_file(config.train_file, "train", config.header, "--train-file", task)}
     if config.validation_file:
-        files["validation"] = data_file(config.validation_file, "validation", config.header, "--validation-file")
+        files["validation"] = data_file(config.validation_file, "validation", config.header, "--validation-file", task)
     if config.test_file:
-        files["test"] = data_file(config.test_file, "test", config.header, "--test-file")
+        files["test"] = data_file(config.test_file, "test", config.header, "--test-file", task)
     return files
 
 
