@@ -71,11 +71,12 @@ def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], s
     if not task_name:
         raise ConfigError("no task given; pass --task NAME (run 'taskforge tasks' to list them)")
     task = get_task(str(task_name))
-    config = config_module.resolve(explicit, file_values, task.defaults, source=source)
+    problems: list[str] = []
+    config = config_module.resolve(explicit, file_values, task.defaults, source=source, problems=problems)
     if config.output_dir is None:
         config.output_dir = str(Path("outputs") / task.name)
     task = task.configure(config.task_options)
-    config_module.validate(config, task)
+    config_module.validate(config, task, problems)
     return training.run(task, config)
 
 

@@ -119,13 +119,17 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     known = {f.name for f in dataclasses.fields(FinetuneConfig)}
     result = {}
+    unknown = []
     for key, value in values.items():
         name = str(key).replace("-", "_")
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown option {key!r} in config file {str(path)!r}{hint}")
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            unknown.append(f"{key!r}{hint}")
+            continue
         result[name] = value
+    if unknown:
+        raise ConfigError(f"unknown option(s) in config file {str(path)!r}: {', '.join(unknown)}")
     return result
 
 
@@ -134,16 +138,20 @@ def resolve(
     file_values: Mapping[str, Any] | None = None,
     task_defaults: Any | None = None,
     source: str = "argument",
+    problems: list[str] | None = None,
 ) -> FinetuneConfig:
     """Merge explicit values, config-file values and task defaults into a :class:`FinetuneConfig`.
 
     ``explicit`` holds only the values the user set; ``None`` counts as unset. Values are coerced to
-    the field types, and a value that cannot be is reported with the place it came from.
+    the field types, and a value that cannot be is reported with the place it came from. With a
+    ``problems`` list, such values are appended to it and left at their defaults, so that
+    :func:`validate` can report them together with every other problem.
     """
+    collect = problems is not None
+    problems = problems if problems is not None else []
     file_values = dict(file_values or {})
     hints = get_type_hints(FinetuneConfig)
     values: dict[str, Any] = {}
-    problems: list[str] = []
     for field in dataclasses.fields(FinetuneConfig):
         if explicit.get(field.name) is not None:
             raw, where = explicit[field.name], source
@@ -157,19 +165,23 @@ def resolve(
             values[field.name] = _coerce(raw, hints[field.name])
         except (TypeError, ValueError) as error:
             problems.append(f"{field.name}={raw!r} from {where}: {error}")
-    if problems:
+            # Fall back to the task's value so that validate() does not report the field twice.
+            if task_defaults is not None and field.name in TASK_DEFAULT_FIELDS:
+                values[field.name] = getattr(task_defaults, field.name)
+    if problems and not collect:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     # Task options merge key by key, so a flag overrides one option of the file and keeps the rest.
     values["task_options"] = {**dict(file_values.get("task_options") or {}), **dict(explicit.get("task_options") or {})}
     return FinetuneConfig(**values)
 
 
-def validate(config: FinetuneConfig, task: Any | None = None) -> None:
+def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str] | None = None) -> None:
     """Check the whole configuration and raise one :class:`ConfigError` listing every problem.
 
-    With ``task``, the task's own checks of the configuration are included.
+    With ``task``, the task's own checks of the configuration are included. ``problems`` holds those
+    already found, for example by :func:`resolve`.
     """
-    problems: list[str] = []
+    problems = list(problems or [])
 
     def check(condition: bool, message: str) -> None:
         if not condition:
@@ -213,7 +225,7 @@ def validate(config: FinetuneConfig, task: Any | None = None) -> None:
             known = ", ".join(sorted({**DATA_FORMATS, **extra_formats}))
             problems.append(f"{option} {path!r} has an unknown format; use one of {known}")
     if config.output_dir is not None and Path(config.output_dir).exists() and not config.overwrite:
-        problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite to replace it "
+        problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
 
     if task is not None:

@@ -34,7 +34,7 @@ def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_mai
     if is_main:
         if target.exists() and not overwrite:
             raise OutputExistsError(
-                f"output directory {str(target)!r} already exists; pass --overwrite to replace it or choose another"
+                f"output directory {str(target)!r} already exists; pass --overwrite (overwrite=True in Python) to replace it or choose another"
             )
         if staging.exists():
             shutil.rmtree(staging)
@@ -92,7 +92,7 @@ def write_model_card(path: Path, run: dict[str, Any], metrics: dict[str, Any]) -
         "## Training",
         "",
         f"- Training data: {run['data'].get('train', 'n/a')} ({run['data'].get('train_examples', '?')} examples)",
-        f"- Validation data: {run['data'].get('validation', 'n/a')} ({run['data'].get('validation_examples', '?')} examples)",
+        f"- Validation data: {run['data'].get('validation', 'held out from the training data')} ({run['data'].get('validation_examples', '?')} examples)",
         f"- Epochs: {config['epochs']}, batch size: {config['batch_size']}, learning rate: {config['learning_rate']}, "
         f"max length: {config['max_length']}, precision: {run['precision']}, seed: {config['seed']}",
     ]

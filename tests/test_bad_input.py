@@ -227,7 +227,8 @@ def test_unknown_config_key(finetune, data_dir, tmp_path):
 
     assert result.exit_code == 1
     assert len(errors) == 1, result.stderr
-    assert "unknown option 'learning_rat'" in errors[0]
+    assert "unknown option(s) in config file" in errors[0]
+    assert "'learning_rat'" in errors[0]
     assert "did you mean 'learning_rate'?" in errors[0]
     assert_no_output(tmp_path / "out")
 

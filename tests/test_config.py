@@ -253,3 +253,28 @@ def test_validate_requires_task(tmp_path):
         validate(config)
 
     assert "--task" in str(caught.value)
+
+
+def test_config_file_reports_all_problems(tmp_path):
+    from taskforge import ConfigError
+    from taskforge.api import _run_finetune
+
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text("task: sentiment\nepochs: -1\nbatch_size: 0\nlearning_rate: abc\n")
+    with pytest.raises(ConfigError) as raised:
+        _run_finetune({}, read_config_file(config_file), source="flag")
+    message = str(raised.value)
+    assert "learning_rate='abc' from config file" in message
+    assert "--epochs must be greater than 0, got -1.0" in message
+    assert "--batch-size must be at least 1, got 0" in message
+    assert "got None" not in message
+
+
+def test_config_file_lists_unknown_keys(tmp_path):
+    config_file = tmp_path / "typos.yaml"
+    config_file.write_text("epoch: 2\nlerning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as raised:
+        read_config_file(config_file)
+    message = str(raised.value)
+    assert "'epoch' (did you mean 'epochs'?)" in message
+    assert "'lerning_rate' (did you mean 'learning_rate'?)" in message
