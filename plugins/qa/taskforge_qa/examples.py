@@ -36,7 +36,8 @@ from taskforge.task import DataFile
 if TYPE_CHECKING:
     import datasets
 
-logger = logging.getLogger(__name__)
+# NOTE: the CLI shows only loggers under "taskforge", so this one is "taskforge.qa.<module>", not __name__.
+logger = logging.getLogger(__name__.replace("taskforge_qa", "taskforge.qa", 1))
 
 VERSION_2_FLAG = "--version-2-with-negative"
 

@@ -31,7 +31,8 @@ import numpy as np
 if TYPE_CHECKING:
     import datasets
 
-logger = logging.getLogger(__name__)
+# NOTE: the CLI shows only loggers under "taskforge", so this one is "taskforge.qa.<module>", not __name__.
+logger = logging.getLogger(__name__.replace("taskforge_qa", "taskforge.qa", 1))
 
 PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"

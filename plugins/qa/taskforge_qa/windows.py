@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-logger = logging.getLogger(__name__)
+# NOTE: the CLI shows only loggers under "taskforge", so this one is "taskforge.qa.<module>", not __name__.
+logger = logging.getLogger(__name__.replace("taskforge_qa", "taskforge.qa", 1))
 
 #: Offsets stored for tokens outside the context (question, special and padding tokens).
 NO_OFFSET = (-1, -1)

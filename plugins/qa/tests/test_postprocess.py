@@ -133,7 +133,7 @@ def test_nbest_sorted_probabilities(tokenizer):
 
 def test_context_without_tokens(tokenizer, caplog):
     examples, features = windows_of(tokenizer, ["\u200b"])
-    with caplog.at_level(logging.WARNING, logger="taskforge_qa"):
+    with caplog.at_level(logging.WARNING, logger="taskforge.qa"):
         prediction = postprocess_predictions(examples, features, logits(1, width=len(features["input_ids"][0])),
                                              DecodeOptions())[0]
 

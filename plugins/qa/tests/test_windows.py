@@ -96,7 +96,7 @@ def test_unanswerable_labels_null(tokenizer):
 
 def test_answer_in_no_window_logged(tokenizer, caplog):
     # Letters f-q (12 tokens) exceed the 10 context tokens of a window.
-    with caplog.at_level(logging.WARNING, logger="taskforge_qa"):
+    with caplog.at_level(logging.WARNING, logger="taskforge.qa"):
         features = tokenize_windows(examples_of(LETTERS, letter_span("f", "q")), tokenizer, 15, 4, 2, training=True)
 
     assert features["start_positions"] == [0, 0, 0]
@@ -136,7 +136,7 @@ def test_zero_width_answer_not_labelled(tokenizer):
 
 def test_long_question_truncated(tokenizer, caplog):
     question = " ".join(["what"] * 12) + "?"
-    with caplog.at_level(logging.WARNING, logger="taskforge_qa"):
+    with caplog.at_level(logging.WARNING, logger="taskforge.qa"):
         features = tokenize_windows(examples_of(LETTERS, "a", question=question), tokenizer, 20, 2, 5, training=True)
 
     tokens = tokenizer.convert_ids_to_tokens(features["input_ids"][0])
@@ -195,7 +195,7 @@ def tokenizer_without_cls(tokenizer):
 
 def test_no_cls_null_at_first_token(tokenizer_without_cls, caplog):
     # who ? [SEP] leaves 15 - 2 - 2 = 11 context tokens; windows hold letters 0-10, 7-17 and 14-21.
-    with caplog.at_level(logging.INFO, logger="taskforge_qa"):
+    with caplog.at_level(logging.INFO, logger="taskforge.qa"):
         features = tokenize_windows(examples_of(LETTERS, "m"), tokenizer_without_cls, 15, 4, 2, training=True)
 
     assert tokenizer_without_cls.cls_token is None
