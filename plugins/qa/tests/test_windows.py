@@ -211,6 +211,19 @@ def test_no_cls_null_position_feature(tokenizer_without_cls):
     assert features["offset_mapping"][0][3] == [0, 1]
 
 
+def test_left_padding_tokenizer_context_first(tokenizer):
+    tokenizer_left = tokenizer.__class__.from_pretrained(tokenizer.name_or_path, padding_side="left")
+
+    features = tokenize_windows(examples_of(LETTERS, letter_span("i", "l")), tokenizer_left, 15, 4, 2, training=True)
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in features["input_ids"]]
+
+    # [CLS] context [SEP] who ? [SEP]: the context windows start at position 1.
+    assert tokens[0][:2] == ["[CLS]", "a"]
+    assert tokens[1][-3:] == ["who", "?", "[SEP]"]
+    assert features["start_positions"] == [0, 1 + 8 - 6, 0]
+    assert features["end_positions"] == [0, 1 + 11 - 6, 0]
+
+
 # -- collator -------------------------------------------------------------------------------------
 
 
