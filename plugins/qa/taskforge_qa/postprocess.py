@@ -260,10 +260,13 @@ def _prediction(example_id: str, candidates: list[dict[str, Any]], null: dict[st
         null_entry = {"text": "", "start": None, "end": None, "start_logit": float(null["start_logit"][row]),
                       "end_logit": float(null["end_logit"][row]), "score": float(null["score"][row])}
         null_score_diff = null_entry["score"] - best_span["score"] if best_span is not None else math.inf
-        # The null entry joins the n-best list by score, and stays in it even when n spans beat it.
+        # The null entry and the best span join the n-best list by score, and both stay in it even
+        # when other entries push them past n_best_size, because the answer is one of the two.
         nbest = sorted([*candidates, null_entry], key=lambda entry: -entry["score"])[: options.n_best_size]
-        if not any(entry is null_entry for entry in nbest):
-            nbest.append(null_entry)
+        for needed in (best_span, null_entry):
+            if needed is not None and not any(entry is needed for entry in nbest):
+                nbest.append(needed)
+        nbest.sort(key=lambda entry: -entry["score"])
         if null_score_diff > options.null_score_diff_threshold:
             chosen = null_entry
 

@@ -205,6 +205,22 @@ def test_null_entry_kept_in_short_nbest(tokenizer):
     assert prediction["nbest"][-1]["text"] == ""
 
 
+def test_span_kept_when_null_fills_nbest(tokenizer):
+    # With one n-best entry the null answer (10) fills the list, but the threshold of 5 keeps the
+    # span "c" (6), so the span must stay in the list to get a probability.
+    examples, features = windows_of(tokenizer, ["a b c"])
+    outputs = logits(1, width=8)
+    outputs["start_logits"][0, 0] = outputs["end_logits"][0, 0] = 5.0
+    outputs["start_logits"][0, 6] = outputs["end_logits"][0, 6] = 3.0
+    options = DecodeOptions(n_best_size=1, version_2_with_negative=True, null_score_diff_threshold=5.0)
+
+    prediction = postprocess_predictions(examples, features, outputs, options)[0]
+
+    assert prediction["answer"] == "c"
+    assert [entry["text"] for entry in prediction["nbest"]] == ["", "c"]
+    assert prediction["score"] == pytest.approx(1 / (1 + np.exp(4.0)))
+
+
 # -- against a plain loop -------------------------------------------------------------------------
 
 
