@@ -1,6 +1,6 @@
 """From window logits to answers: span search over all windows, the null answer and the prediction files.
 
-The letter context of test_windows is reused: "a b c ... v" in three windows of 15 tokens, where
+The letter context of test_qa_windows is reused: "a b c ... v" in three windows of 15 tokens, where
 position p of window w (p from 4 to 13) holds letter 6 * w + p - 4, at character 2 * (6 * w + p - 4).
 """
 
@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import pytest
 
+from qa_testdata import tokenizer, tokenizer_dir  # noqa: F401  (fixtures)
 from taskforge.evaluation import OUTPUT_PAD_VALUE
 from taskforge_qa.examples import build_dataset
 from taskforge_qa.postprocess import DecodeOptions, postprocess_predictions, write_predictions

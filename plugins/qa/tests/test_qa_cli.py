@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import FAST_FLAGS, error_lines, invoke_cli, toy_rows, write_squad
+from qa_testdata import FAST_FLAGS, error_lines, invoke_cli, toy_rows, write_squad
+
+# Fixtures; tiny_bert_dir needs tokenizer, which needs tokenizer_dir.
+from qa_testdata import tiny_bert_dir, tokenizer, tokenizer_dir, toy_squad_dir  # noqa: F401
 
 QUESTION = "what colour is the kite?"
 CONTEXTS = [

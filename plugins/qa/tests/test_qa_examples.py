@@ -8,7 +8,7 @@ import logging
 import pandas as pd
 import pytest
 
-from conftest import squad_document, write_squad
+from qa_testdata import squad_document, write_squad
 from taskforge import DataError
 from taskforge.task import ColumnOptions, DataFile
 from taskforge_qa import QuestionAnsweringTask

@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from qa_testdata import tokenizer, tokenizer_dir  # noqa: F401  (fixtures)
 from taskforge import ConfigError
 from taskforge_qa.examples import build_dataset
 from taskforge_qa.windows import WindowCollator, tokenize_windows, window_room_problem

@@ -1,8 +1,9 @@
-"""Fixtures of the QA plugin tests: the core's tiny models and CLI runner, and SQuAD files to train on.
+"""Fixtures and helpers of the QA plugin tests: the core suite's CLI runner and tiny models, and SQuAD files.
 
-The core test suite's ``tests/conftest.py`` is loaded under its own module name, so that its
-fixtures (the MiniLM tokenizer and a tiny random BERT) and ``invoke_cli`` serve these tests too.
-Everything works offline.
+The core suite's ``tests/conftest.py`` is loaded under its own module name, so that its fixtures (the
+MiniLM tokenizer and a tiny random BERT) and ``invoke_cli`` serve these tests too. Test modules
+import the fixtures they use from here. The plugin has no ``conftest.py``, because pytest imports
+every ``conftest.py`` as the module ``conftest``, which the core tests import helpers from.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CORE_CONFTEST = Path(__file__).resolve().parents[3] / "tests" / "conftest.py"
 
@@ -30,12 +31,12 @@ def _load_core_conftest():
     return sys.modules[name]
 
 
-_core = _load_core_conftest()
-tokenizer_dir = _core.tokenizer_dir
-tokenizer = _core.tokenizer
-tiny_bert_dir = _core.tiny_bert_dir
-invoke_cli = _core.invoke_cli
-error_lines = _core.error_lines
+core_fixtures = _load_core_conftest()
+invoke_cli = core_fixtures.invoke_cli
+error_lines = core_fixtures.error_lines
+tokenizer_dir = core_fixtures.tokenizer_dir
+tokenizer = core_fixtures.tokenizer
+tiny_bert_dir = core_fixtures.tiny_bert_dir
 
 # Fine-tune flags that keep a run on the tiny BERT (128 positions) to seconds on a CPU.
 FAST_FLAGS = ("--max-length", "64", "--doc-stride", "16", "--max-question-length", "16", "--batch-size", "8",
