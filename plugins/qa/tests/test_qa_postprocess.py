@@ -52,7 +52,7 @@ def test_answer_from_middle_window(tokenizer):
 
 
 def test_no_span_across_windows(tokenizer):
-    # Start of j in window 1 plus end of l in window 2 would score 16, but no window holds both.
+    # Start of j in window 1 plus end of l in window 2 would score 16, but no window contains both.
     examples, features = windows_of(tokenizer, [LETTERS])
     outputs = logits(3, fill=-10.0)
     outputs["start_logits"][0, 13] = 8.0  # letter j, window 1

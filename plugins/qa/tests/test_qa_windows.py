@@ -37,7 +37,7 @@ def letter_span(first: str, last: str) -> str:
 
 
 def test_three_windows_answer_across_boundary(tokenizer):
-    # Letters i-l are tokens 8-11: window 1 ends at token 9, window 2 holds 6-15, window 3 starts at 12.
+    # Letters i-l are tokens 8-11: window 1 ends at token 9, window 2 contains 6-15, window 3 starts at 12.
     examples = examples_of(LETTERS, letter_span("i", "l"))
 
     features = tokenize_windows(examples, tokenizer, 15, 4, 2, training=True)
