@@ -102,3 +102,16 @@ def test_options_dataclass_help():
         "null_score_diff_threshold",
     ]
     assert all(field.metadata["help"] for field in fields)
+
+
+def test_contract_conformance(tmp_path):
+    from taskforge.testing import check_task
+
+    # The kit fine-tunes with --max-length 64, which needs shorter windows than the defaults.
+    task = QuestionAnsweringTask().configure({"doc_stride": 16, "max_question_length": 16})
+
+    report = check_task(task, tmp_dir=tmp_path, score_range=(0, 100),
+                        inputs=[{"question": "Who won?", "context": "Denver won the final in 2016."}])
+
+    assert report.validation_metrics == report.reloaded_metrics
+    assert set(report.predictions[0]) == {"answer", "start", "end", "score"}
