@@ -312,6 +312,26 @@ def predict_command(
         sys.stdout.write(lines)
 
 
+# -- new-task ------------------------------------------------------------------------------------
+
+
+@app.command("new-task")
+@_handle_errors
+def new_task_command(
+    name: Annotated[str, typer.Argument(help="Name of the new task, such as 'topic' or 'intent-detection'.",
+                                        show_default=False)],
+    directory: Annotated[Path, typer.Option("--dir", help="Folder to create the plugin folder taskforge-NAME in.")] = Path("."),
+) -> None:
+    """Create a task plugin package: a working task class, sample data and a conformance test."""
+    from taskforge.scaffold import create_plugin
+
+    root = create_plugin(name, directory)
+    typer.echo(f"Created {root}. Next steps:\n"
+               f"  pip install -e '{root}[test]'\n"
+               f"  pytest {root / 'tests'}\n"
+               f"  taskforge finetune --task {name}")
+
+
 # -- helpers -------------------------------------------------------------------------------------
 
 
