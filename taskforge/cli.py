@@ -60,7 +60,7 @@ def _handle_errors(function: Callable[..., Any]) -> Callable[..., Any]:
             if _state["debug"]:
                 raise
             typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(getattr(error, "exit_code", 1)) from None
         except KeyboardInterrupt:
             typer.echo("Error: interrupted", err=True)
             raise typer.Exit(130) from None

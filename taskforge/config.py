@@ -82,6 +82,24 @@ class FinetuneConfig:
     seed: int = _field(42, "Random seed for data order, held-out split and weight initialisation.", "Training")
     eval_steps: int | None = _field(None, "Also evaluate every N optimizer steps (evaluation always runs after each epoch).", "Training")
     logging_steps: int = _field(50, "Log the training loss every N optimizer steps.", "Training")
+
+    save_checkpoints: bool = _field(True, "Save checkpoints to resume from: after each epoch, and every --save-steps.",
+                                    "Checkpoints")
+    save_steps: int | None = _field(None, "Also save a checkpoint every N optimizer steps.", "Checkpoints")
+    save_total_limit: int | None = _field(2, "Keep only the newest N checkpoints.", "Checkpoints")
+    resume: str | None = _field(
+        None, "Resume from a checkpoint: 'auto' takes the newest valid one of this output directory, or pass a "
+              "checkpoint folder.", "Checkpoints")
+    force_resume: bool = _field(False, "Resume even when result-changing options differ from the checkpoint's.",
+                                "Checkpoints")
+    load_best_model: bool = _field(True, "Save the model of the best evaluation (by the task's metric) "
+                                         "instead of the last one.", "Checkpoints")
+    early_stopping_patience: int | None = _field(
+        None, "Stop after N evaluations in a row without improvement of the task's metric.", "Checkpoints")
+    early_stopping_threshold: float = _field(
+        0.0, "Smallest change of the metric that counts as an improvement.", "Checkpoints")
+    skip_nonfinite: bool = _field(False, "Skip optimizer steps whose loss or gradient norm is NaN or infinite, "
+                                         "and count them, instead of stopping.", "Training")
     task_options: dict[str, Any] = dataclasses.field(
         default_factory=dict,
         metadata={"help": "Options of the task itself (see 'taskforge tasks NAME'); on the command line, "
@@ -205,6 +223,16 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
     check(0 < config.validation_split < 1, f"--validation-split must be between 0 and 1, got {config.validation_split}")
     check(config.logging_steps >= 1, f"--logging-steps must be at least 1, got {config.logging_steps}")
     check(config.eval_steps is None or config.eval_steps >= 1, f"--eval-steps must be at least 1, got {config.eval_steps}")
+    check(config.save_steps is None or config.save_steps >= 1, f"--save-steps must be at least 1, got {config.save_steps}")
+    check(config.save_total_limit is None or config.save_total_limit >= 1,
+          f"--save-total-limit must be at least 1, got {config.save_total_limit}")
+    check(config.early_stopping_patience is None or config.early_stopping_patience >= 1,
+          f"--early-stopping-patience must be at least 1, got {config.early_stopping_patience}")
+    check(config.early_stopping_threshold >= 0,
+          f"--early-stopping-threshold must be 0 or more, got {config.early_stopping_threshold}")
+    if config.resume not in (None, "auto") and not Path(config.resume).is_dir():
+        problems.append(f"--resume {config.resume!r} is not a checkpoint folder; pass 'auto' or an existing "
+                        f"checkpoints/step-N folder")
     for name in ("max_train_samples", "max_eval_samples"):
         value = getattr(config, name)
         check(value is None or value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -228,6 +256,11 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
 
+    if config.output_dir is not None and config.resume is None and not config.overwrite:
+        staging = Path(config.output_dir).with_name(Path(config.output_dir).name + ".partial")
+        if any((staging / "checkpoints").glob("step-*")):
+            problems.append(f"{str(staging)!r} holds checkpoints of an unfinished run; pass --resume auto to "
+                            f"continue it, or --overwrite to start over")
     if task is not None:
         problems.extend(task.validate_config(config))
 

@@ -22,30 +22,51 @@ METRICS_FILE = "metrics.json"
 METRICS_LOG_FILE = "metrics.jsonl"
 
 
+def staging_path(output_dir: str | os.PathLike[str]) -> Path:
+    """Return ``<output_dir>.partial``, where a run writes until it is complete."""
+    target = Path(output_dir)
+    return target.with_name(target.name + ".partial")
+
+
 @contextlib.contextmanager
-def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_main: bool = True) -> Iterator[Path]:
+def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_main: bool = True,
+                     resume: bool = False) -> Iterator[Path]:
     """Yield a staging directory that replaces ``output_dir`` only when the block succeeds.
 
-    The staging directory is ``<output_dir>.partial`` beside the target; it is removed when the
-    block raises, so a failed run leaves no half-written output. Only the main process writes.
+    The staging directory is ``<output_dir>.partial`` beside the target. When the block raises, it
+    is removed, unless it holds checkpoints to resume from. A resumed run keeps it. Checkpoints and
+    the best-model copy are deleted once the run succeeds. Only the main process writes.
     """
     target = Path(output_dir)
-    staging = target.with_name(target.name + ".partial")
+    staging = staging_path(target)
+    checkpoints = staging / "checkpoints"
     if is_main:
         if target.exists() and not overwrite:
             raise OutputExistsError(
-                f"output directory {str(target)!r} already exists; pass --overwrite (overwrite=True in Python) to replace it or choose another"
+                f"output directory {str(target)!r} already exists; pass --overwrite (overwrite=True in Python) "
+                f"to replace it or choose another"
             )
-        if staging.exists():
+        if staging.exists() and not resume:
+            if any(checkpoints.glob("step-*")) and not overwrite:
+                raise OutputExistsError(
+                    f"{str(staging)!r} holds checkpoints of an unfinished run; pass --resume auto to continue it, "
+                    f"or --overwrite to start over"
+                )
             shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        staging.mkdir(parents=True, exist_ok=True)
     try:
         yield staging
     except BaseException:
         if is_main:
-            shutil.rmtree(staging, ignore_errors=True)
+            if any(checkpoints.glob("step-*")):
+                logger.warning("kept %s with its checkpoints; run the same command with --resume auto to continue",
+                               staging)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
         raise
     if is_main:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        shutil.rmtree(staging / "best", ignore_errors=True)
         if target.exists():
             # Move the old output aside first so that a failure here still leaves one complete copy.
             retired = target.with_name(target.name + ".old")

@@ -126,12 +126,15 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
         "versions": outputs.library_versions(),
     }
 
-    with outputs.staged_directory(config.output_dir, config.overwrite, accelerator.is_main_process) as staging:
+    with outputs.staged_directory(config.output_dir, config.overwrite, accelerator.is_main_process,
+                                  resume=config.resume is not None) as staging:
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             outputs.write_json(staging / outputs.RUN_CONFIG_FILE, run_record)
         metrics_log = MetricsLog(staging / outputs.METRICS_LOG_FILE if accelerator.is_main_process else None)
 
-        result = train(task, model, train_features, eval_sets, labels, collator, config, accelerator, metrics_log)
+        result = train(task, model, train_features, eval_sets, labels, collator, config, accelerator, metrics_log,
+                       run_dir=staging)
 
         final_metrics: dict[str, dict[str, Any]] = {
             "train": {
@@ -140,8 +143,10 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
                 "epochs": result.epochs,
                 "seconds": round(result.train_seconds, 2),
                 "examples_per_second": round(result.train_examples_per_second, 2),
+                "best_step": result.best_step,
+                "skipped_steps": result.skipped_steps,
             },
-            "validation": _without_bookkeeping(result.evaluations[-1]),
+            "validation": _without_bookkeeping(result.final_evaluation),
         }
         if test_features is not None:
             test_metrics, _ = evaluate_examples(

@@ -23,7 +23,7 @@ def random_lengths(count: int, seed: int = 0) -> list[int]:
 
 
 def batches_of(sampler: LengthGroupedBatchSampler, epoch: int) -> list[list[int]]:
-    sampler.set_epoch(epoch)
+    sampler.select_epoch(epoch)
     return [list(batch) for batch in sampler]
 
 
