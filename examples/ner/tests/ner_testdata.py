@@ -1,4 +1,9 @@
-"""Make ``taskforge_ner`` importable without installing it, and keep every test offline."""
+"""Fixtures of the ner plugin tests; importing this module makes ``taskforge_ner`` importable.
+
+Test modules import this module before ``taskforge_ner``, and the fixtures they use from it. The
+plugin has no ``conftest.py``, because pytest imports every ``conftest.py`` as the module
+``conftest``, which the core tests import helpers from.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import ner_testdata  # noqa: F401  (puts taskforge_ner on sys.path)
 from taskforge.metrics import load_metric_from
 from taskforge_ner.task import METRIC_DIR
 

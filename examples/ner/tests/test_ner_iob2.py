@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import ner_testdata  # noqa: F401  (puts taskforge_ner on sys.path)
 from taskforge_ner.iob2 import Span, entity_spans, is_iob2_tag, stray_inside_tags
 
 # Each case: tags, spans in lenient mode, spans in strict mode.

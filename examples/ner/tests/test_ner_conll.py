@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import ner_testdata  # noqa: F401  (puts taskforge_ner on sys.path)
 from taskforge import DataError
 from taskforge.task import DataFile
 from taskforge_ner.conll import join_words, read_conll, split_words

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 
+from ner_testdata import run_cli, tokenizer  # noqa: F401  (fixtures; puts taskforge_ner on sys.path)
 from taskforge import DataError
 from taskforge.task import ColumnOptions, DataFile, LabelSet
 from taskforge.testing import build_tiny_model, check_task
