@@ -120,9 +120,9 @@ $module = ["py.typed", "data/*.jsonl"]
 README = """\
 # taskforge-$name
 
-The `$name` task for [taskforge](https://pypi.org/project/taskforge/). It starts as single-label
-text classification of the `text` column into the labels of the `label` column. Edit
-`$module/task.py` to make it your task.
+The `$name` task for taskforge. It starts as single-label text classification of the `text`
+column into the labels of the `label` column. Edit `$module/task.py` to make it your task; the
+taskforge guide `docs/plugins.md` explains each member of the task contract.
 
 ```bash
 pip install -e '.[test]'
