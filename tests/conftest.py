@@ -209,12 +209,12 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_classifier(tmp_path_factory, tiny_bert_dir, data_dir) -> tuple[Path, CliResult]:
-    """Output dir and CLI result of a tiny BERT fine-tuned for 2 epochs on text pairs with string labels."""
+    """Output dir and CLI result of a tiny BERT fine-tuned for 4 epochs on text pairs with string labels."""
     output_dir = tmp_path_factory.mktemp("runs") / "classifier"
     result = invoke_cli(
         "finetune", "--task", "classification", "--model", tiny_bert_dir,
         "--train-file", data_dir / "train.csv", "--validation-file", data_dir / "validation.csv",
-        "--text-pair-column", "text_pair", "--epochs", "2", "--learning-rate", "2e-2",
+        "--text-pair-column", "text_pair", "--epochs", "4", "--learning-rate", "5e-3",
         "--output-dir", output_dir, *FAST_FLAGS,
     )
     return output_dir, result

@@ -96,17 +96,17 @@ def test_metrics_log_keyed_by_step(trained_classifier):
     loss_steps = [record["step"] for record in records if "loss" in record]
 
     assert all("step" in record for record in records)
-    # 48 examples in batches of 8: 6 steps per epoch, evaluated after each of the 2 epochs.
-    assert validation_steps == [6, 12]
+    # 48 examples in batches of 8: 6 steps per epoch, evaluated after each of the 4 epochs.
+    assert validation_steps == [6, 12, 18, 24]
     # Logging every 50 steps logs the loss once, at the last step.
-    assert loss_steps == [12]
+    assert loss_steps == [24]
 
 
 def test_metrics_file_summary(trained_classifier):
     metrics = read_json(trained_classifier[0] / "metrics.json")
 
-    assert metrics["train"]["steps"] == 12
-    assert metrics["train"]["epochs"] == 2.0
+    assert metrics["train"]["steps"] == 24
+    assert metrics["train"]["epochs"] == 4.0
     assert set(metrics["validation"]["per_class"]) == {"neg", "pos"}
 
 
@@ -256,7 +256,7 @@ def test_same_seed_same_result(trained_classifier, tmp_path, tiny_bert_dir, data
     result = run_cli(
         "finetune", "--task", "classification", "--model", tiny_bert_dir,
         "--train-file", data_dir / "train.csv", "--validation-file", data_dir / "validation.csv",
-        "--text-pair-column", "text_pair", "--epochs", "2", "--learning-rate", "2e-2",
+        "--text-pair-column", "text_pair", "--epochs", "4", "--learning-rate", "5e-3",
         "--output-dir", tmp_path / "again", *FAST_FLAGS,
     )
     first_weights = load_file(first_dir / "model.safetensors")
