@@ -265,119 +265,122 @@ def train(
         logger.debug("checkpoint after %s", reason)
 
     model.train()
-    with interrupt.installed():
-        # Skipped steps do not count, so the epoch count also bounds the loop.
-        while state.global_step < max_steps and state.epoch < math.ceil(config.epochs) and stop_reason is None:
-            sampler.select_epoch(state.epoch)
-            loader = train_loader
-            if state.batches_in_epoch:
-                loader = accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
-            # Fetching the first batch makes the data loader draw a seed from the global RNG. Restoring
-            # the state keeps that draw from shifting dropout masks, which would then differ between a
-            # straight run and one resumed mid-epoch.
-            rng_state = torch.get_rng_state()
-            batches = iter(loader)
-            first = next(batches, None)
-            torch.set_rng_state(rng_state)
-            batches = itertools.chain([first] if first is not None else [], batches)
-            started = time.perf_counter()
-            while state.global_step < max_steps and stop_reason is None:
-                window = list(itertools.islice(batches, accumulation))
-                if not window:
-                    break
+    # The bar is closed on errors too, so that an error message starts on a line of its own.
+    try:
+        with interrupt.installed():
+            # Skipped steps do not count, so the epoch count also bounds the loop.
+            while state.global_step < max_steps and state.epoch < math.ceil(config.epochs) and stop_reason is None:
+                sampler.select_epoch(state.epoch)
+                loader = train_loader
+                if state.batches_in_epoch:
+                    loader = accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
+                # Fetching the first batch makes the data loader draw a seed from the global RNG. Restoring
+                # the state keeps that draw from shifting dropout masks, which would then differ between a
+                # straight run and one resumed mid-epoch.
+                rng_state = torch.get_rng_state()
+                batches = iter(loader)
+                first = next(batches, None)
+                torch.set_rng_state(rng_state)
+                batches = itertools.chain([first] if first is not None else [], batches)
+                started = time.perf_counter()
+                while state.global_step < max_steps and stop_reason is None:
+                    window = list(itertools.islice(batches, accumulation))
+                    if not window:
+                        break
 
-                # Loss weights: each micro-batch's share of the loss units of the whole window, over
-                # all processes. DDP averages gradients over processes, hence the factor num_processes.
-                units = [task.loss_units(batch) for batch in window]
-                window_units = accelerator.reduce(torch.tensor(float(sum(units)), device=accelerator.device), "sum").item()
-                if window_units == 0:
-                    raise RuntimeError(f"micro-batches of step {state.global_step + 1} contain no loss units (no labels)")
+                    # Loss weights: each micro-batch's share of the loss units of the whole window, over
+                    # all processes. DDP averages gradients over processes, hence the factor num_processes.
+                    units = [task.loss_units(batch) for batch in window]
+                    window_units = accelerator.reduce(torch.tensor(float(sum(units)), device=accelerator.device), "sum").item()
+                    if window_units == 0:
+                        raise RuntimeError(f"micro-batches of step {state.global_step + 1} contain no loss units (no labels)")
 
-                # Forward and backward; gradients are synchronised only on the window's last micro-batch.
-                window_loss = torch.zeros((), device=accelerator.device)
-                for index, batch in enumerate(window):
-                    last = index == len(window) - 1
-                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                        outputs = model(**batch)
-                        weight = units[index] / window_units
-                        accelerator.backward(outputs.loss * weight * accelerator.num_processes)
-                    window_loss += outputs.loss.detach().float() * weight
-                    state.micro_step += 1
-                state.batches_in_epoch += len(window)
-                step_loss = accelerator.reduce(window_loss, "sum").item()
+                    # Forward and backward; gradients are synchronised only on the window's last micro-batch.
+                    window_loss = torch.zeros((), device=accelerator.device)
+                    for index, batch in enumerate(window):
+                        last = index == len(window) - 1
+                        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                            outputs = model(**batch)
+                            weight = units[index] / window_units
+                            accelerator.backward(outputs.loss * weight * accelerator.num_processes)
+                        window_loss += outputs.loss.detach().float() * weight
+                        state.micro_step += 1
+                    state.batches_in_epoch += len(window)
+                    step_loss = accelerator.reduce(window_loss, "sum").item()
 
-                # Clip. A non-finite loss or gradient norm stops the run, or skips the update.
-                grad_norm = None
-                if config.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                fault = _nonfinite(step_loss, grad_norm, accelerator)
-                if fault is not None:
+                    # Clip. A non-finite loss or gradient norm stops the run, or skips the update.
+                    grad_norm = None
+                    if config.max_grad_norm > 0:
+                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    fault = _nonfinite(step_loss, grad_norm, accelerator)
+                    if fault is not None:
+                        optimizer.zero_grad(set_to_none=True)
+                        if not config.skip_nonfinite:
+                            raise NonFiniteLossError(
+                                f"{fault} at step {state.global_step + 1} (epoch {state.epoch + 1}); the last good "
+                                f"checkpoint is {last_checkpoint or 'none'}. Likely causes: a learning rate too high "
+                                f"(now {scheduler.get_last_lr()[0]:.3g}), or fp16 overflow (try --precision bf16 or "
+                                f"fp32). Pass --skip-nonfinite to skip such steps"
+                            )
+                        state.skipped_steps += 1
+                        logger.warning("skipped step %d: %s (%d skipped so far, --skip-nonfinite)",
+                                       state.global_step + 1, fault, state.skipped_steps)
+                        continue
+
+                    # Optimizer step and schedule.
+                    optimizer.step()
+                    scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                    if not config.skip_nonfinite:
-                        raise NonFiniteLossError(
-                            f"{fault} at step {state.global_step + 1} (epoch {state.epoch + 1}); the last good "
-                            f"checkpoint is {last_checkpoint or 'none'}. Likely causes: a learning rate too high "
-                            f"(now {scheduler.get_last_lr()[0]:.3g}), or fp16 overflow (try --precision bf16 or "
-                            f"fp32). Pass --skip-nonfinite to skip such steps"
+                    state.global_step += 1
+                    progress.update(1)
+
+                    # Log the true loss of the step, summed over processes.
+                    logged_loss_sum += step_loss
+                    logged_loss_steps += 1
+                    state.total_loss_sum += step_loss
+                    if state.global_step % config.logging_steps == 0 or state.global_step == max_steps:
+                        mean_loss = logged_loss_sum / logged_loss_steps
+                        metrics_log.write({
+                            "step": state.global_step,
+                            "epoch": round(state.global_step / steps_per_epoch, 4),
+                            "loss": round(mean_loss, 6),
+                            "learning_rate": scheduler.get_last_lr()[0],
+                        })
+                        progress.set_postfix(loss=f"{mean_loss:.4f}")
+                        logged_loss_sum, logged_loss_steps = 0.0, 0
+
+                    # Evaluate and checkpoint every eval_steps / save_steps; the end of an epoch does both
+                    # below. The time spent is not training time.
+                    end_of_epoch = state.batches_in_epoch >= len(train_loader)
+                    evaluate_now = bool(config.eval_steps) and state.global_step % config.eval_steps == 0
+                    save_now = bool(config.save_steps) and state.global_step % config.save_steps == 0
+                    if not end_of_epoch and state.global_step < max_steps and (evaluate_now or save_now):
+                        train_seconds += time.perf_counter() - started
+                        if evaluate_now:
+                            run_evaluation()
+                        if save_now:
+                            save(f"step {state.global_step}")
+                        started = time.perf_counter()
+
+                    # A signal is acted on here, at a step boundary, on every process at once.
+                    if interrupt.agreed(accelerator):
+                        train_seconds += time.perf_counter() - started
+                        save("an interrupt")
+                        raise TrainingInterrupted(
+                            f"interrupted by {interrupt.signal_name} at step {state.global_step}; "
+                            + (f"checkpoint saved to {last_checkpoint}. Resume by running the same command with --resume auto"
+                               if last_checkpoint is not None else "no checkpoint was saved (--no-save-checkpoints)")
                         )
-                    state.skipped_steps += 1
-                    logger.warning("skipped step %d: %s (%d skipped so far, --skip-nonfinite)",
-                                   state.global_step + 1, fault, state.skipped_steps)
-                    continue
 
-                # Optimizer step and schedule.
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state.global_step += 1
-                progress.update(1)
-
-                # Log the true loss of the step, summed over processes.
-                logged_loss_sum += step_loss
-                logged_loss_steps += 1
-                state.total_loss_sum += step_loss
-                if state.global_step % config.logging_steps == 0 or state.global_step == max_steps:
-                    mean_loss = logged_loss_sum / logged_loss_steps
-                    metrics_log.write({
-                        "step": state.global_step,
-                        "epoch": round(state.global_step / steps_per_epoch, 4),
-                        "loss": round(mean_loss, 6),
-                        "learning_rate": scheduler.get_last_lr()[0],
-                    })
-                    progress.set_postfix(loss=f"{mean_loss:.4f}")
-                    logged_loss_sum, logged_loss_steps = 0.0, 0
-
-                # Evaluate and checkpoint every eval_steps / save_steps; the end of an epoch does both
-                # below. The time spent is not training time.
-                end_of_epoch = state.batches_in_epoch >= len(train_loader)
-                evaluate_now = bool(config.eval_steps) and state.global_step % config.eval_steps == 0
-                save_now = bool(config.save_steps) and state.global_step % config.save_steps == 0
-                if not end_of_epoch and state.global_step < max_steps and (evaluate_now or save_now):
-                    train_seconds += time.perf_counter() - started
-                    if evaluate_now:
-                        run_evaluation()
-                    if save_now:
-                        save(f"step {state.global_step}")
-                    started = time.perf_counter()
-
-                # A signal is acted on here, at a step boundary, on every process at once.
-                if interrupt.agreed(accelerator):
-                    train_seconds += time.perf_counter() - started
-                    save("an interrupt")
-                    raise TrainingInterrupted(
-                        f"interrupted by {interrupt.signal_name} at step {state.global_step}; "
-                        + (f"checkpoint saved to {last_checkpoint}. Resume by running the same command with --resume auto"
-                           if last_checkpoint is not None else "no checkpoint was saved (--no-save-checkpoints)")
-                    )
-
-            train_seconds += time.perf_counter() - started
-            if state.batches_in_epoch >= len(train_loader):
-                state.epoch += 1
-                state.batches_in_epoch = 0
-            if not state.evaluations or state.evaluations[-1]["step"] != state.global_step:
-                run_evaluation()
-            save(f"epoch {state.epoch}")
-    progress.close()
+                train_seconds += time.perf_counter() - started
+                if state.batches_in_epoch >= len(train_loader):
+                    state.epoch += 1
+                    state.batches_in_epoch = 0
+                if not state.evaluations or state.evaluations[-1]["step"] != state.global_step:
+                    run_evaluation()
+                save(f"epoch {state.epoch}")
+    finally:
+        progress.close()
     if stop_reason is not None:
         logger.info("%s", stop_reason)
 
