@@ -1,6 +1,6 @@
 """Checkpoints: training state written whole or not at all, found again, and checked before resuming.
 
-A checkpoint is a folder ``checkpoints/step-000120`` inside the run's staging directory. It holds
+A checkpoint is a folder ``checkpoints/step-000120`` inside the run's staging directory. It contains
 what ``Accelerator.save_state`` writes (model, optimizer, gradient scaler, schedule, every random
 number state) and ``trainer_state.json`` (step, epoch, position in the epoch, best-model and
 early-stopping state, and the configuration fields that decide the result). ``manifest.json`` lists

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -120,7 +121,11 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found (from --config); pass an existing YAML or JSON file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid UTF-8 ({error.reason} at byte {error.start}); "
+                          f"save it as UTF-8") from error
     try:
         if path.suffix.lower() == ".json":
             values = json.loads(text)
@@ -129,7 +134,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
             values = yaml.safe_load(text)
     except Exception as error:
-        raise ConfigError(f"config file {str(path)!r} could not be parsed: {error}") from error
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"config file {str(path)!r} could not be parsed: {reason}") from error
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -189,14 +195,25 @@ def resolve(
     if problems and not collect:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     # Task options merge key by key, so a flag overrides one option of the file and keeps the rest.
-    values["task_options"] = {**dict(file_values.get("task_options") or {}), **dict(explicit.get("task_options") or {})}
+    task_options: dict[str, Any] = {}
+    for source_values, where in ((file_values, "config file"), (explicit, source)):
+        given = source_values.get("task_options")
+        if given is None:
+            continue
+        if not isinstance(given, Mapping):
+            problems.append(f"task_options={given!r} from {where}: expected a mapping of option names to values")
+            continue
+        task_options.update(given)
+    if problems and not collect:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    values["task_options"] = task_options
     return FinetuneConfig(**values)
 
 
 def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str] | None = None) -> None:
     """Check the whole configuration and raise one :class:`ConfigError` listing every problem.
 
-    With ``task``, the task's own checks of the configuration are included. ``problems`` holds those
+    With ``task``, the task's own checks of the configuration are included. ``problems`` contains those
     already found, for example by :func:`resolve`.
     """
     problems = list(problems or [])
@@ -252,7 +269,21 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         elif data_format(path, extra_formats) is None:
             known = ", ".join(sorted({**DATA_FORMATS, **extra_formats}))
             problems.append(f"{option} {path!r} has an unknown format; use one of {known}")
-    if config.output_dir is not None and Path(config.output_dir).exists() and not config.overwrite:
+    for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "validation_split",
+                 "early_stopping_threshold"):
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    check(0 <= config.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {config.seed}")
+    if config.output_dir is not None:
+        output = Path(config.output_dir)
+        if str(config.output_dir).strip() in ("", "."):
+            problems.append(f"--output-dir {config.output_dir!r} is not a directory name; pass a path such as outputs/run1")
+        elif output.exists() and not output.is_dir():
+            problems.append(f"--output-dir {config.output_dir!r} is a file; pass a directory path")
+        elif not output.parent.is_dir() and output.parent.exists():
+            problems.append(f"--output-dir {config.output_dir!r} is inside {str(output.parent)!r}, which is a file")
+    if config.output_dir is not None and Path(config.output_dir).is_dir() and not config.overwrite:
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
 

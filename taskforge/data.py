@@ -55,8 +55,14 @@ def read_table(file: DataFile) -> datasets.Dataset:
     try:
         dataset = datasets.load_dataset(builder, data_files=file.path, split="train", **kwargs)
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "corresponds to no data" in reason:
+        # datasets wraps the reader's error; the innermost one names the actual problem.
+        innermost: BaseException = error
+        while innermost.__cause__ is not None or innermost.__context__ is not None:
+            innermost = innermost.__cause__ or innermost.__context__  # type: ignore[assignment]
+        reason = str(innermost).splitlines()[0] if str(innermost) else type(innermost).__name__
+        if isinstance(innermost, UnicodeDecodeError):
+            reason = f"not valid UTF-8 ({innermost.reason} at byte {innermost.start}); save the file as UTF-8"
+        if "corresponds to no data" in str(error):
             # datasets raises this for a file with a header row and no data rows.
             raise DataError(f"{file.display_name} contains no rows; pass a file with data") from error
         raise DataError(f"{file.display_name} could not be read as {file.format}: {reason}") from error
@@ -141,8 +147,12 @@ def stratified_split(
 def _count_columns(file: DataFile) -> int:
     delimiter = "\t" if file.format == "tsv" else ","
     quoting = csv.QUOTE_NONE if file.format == "tsv" else csv.QUOTE_MINIMAL
-    with open(file.path, newline="", encoding="utf-8") as handle:
-        first_row = next(csv.reader(handle, delimiter=delimiter, quoting=quoting), None)
+    try:
+        with open(file.path, newline="", encoding="utf-8") as handle:
+            first_row = next(csv.reader(handle, delimiter=delimiter, quoting=quoting), None)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{file.display_name} is not valid UTF-8 ({error.reason} at byte {error.start}); "
+                        f"save the file as UTF-8") from error
     if not first_row:
         raise DataError(f"{file.display_name} is empty; pass a file with data")
     return len(first_row)

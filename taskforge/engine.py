@@ -208,7 +208,7 @@ def train(
         accelerator.num_processes, warmup_steps,
     )
     metric_name = task.metric_for_best_model
-    # A metric named like a loss is minimised whatever the task says.
+    # A metric named like a loss is minimised, whatever greater_is_better states.
     greater_is_better = task.greater_is_better and "loss" not in metric_name.lower()
 
     logged_loss_sum = 0.0

@@ -16,6 +16,11 @@ PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Files of which a saved tokenizer has at least one.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                   "tokenizer.model")
+
+
 def resolve_model(name: str) -> str:
     """Return a local directory or hub id for ``name``, checking that the model can be loaded.
 
@@ -39,8 +44,16 @@ def resolve_model(name: str) -> str:
             raise ModelNotFoundError(
                 f"model directory {name!r} has no config.json; pass a directory saved with save_pretrained"
             )
+        if not any((path / file).is_file() for file in TOKENIZER_FILES):
+            # transformers 5 builds an empty tokenizer from such a folder instead of failing.
+            raise ModelNotFoundError(
+                f"model directory {name!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the "
+                f"tokenizer there with tokenizer.save_pretrained"
+            )
         return str(path.resolve())
-    if name.startswith((".", "/", "~")) or path.exists():
+    if path.exists():
+        raise ModelNotFoundError(f"--model {name!r} is a file, not a model directory; pass the directory that contains config.json")
+    if name.startswith((".", "/", "~")):
         raise ModelNotFoundError(f"model directory {name!r} not found; check the --model path")
 
     from transformers import AutoConfig

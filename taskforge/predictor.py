@@ -122,8 +122,10 @@ def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(f"model directory {str(path)!r} not found or has no config.json; "
                                  f"pass the --output-dir of a taskforge finetune run")
-    model_config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    model_config = _read_json_object(path / "config.json")
     saved = model_config.get("taskforge") or {}
+    if not isinstance(saved, dict):
+        raise ModelNotFoundError(f"config.json in {str(path)!r} has an invalid 'taskforge' entry; re-run finetune")
     task_name = saved.get("task")
     if task_name is None:
         raise ModelNotFoundError(f"model directory {str(path)!r} was not saved by taskforge (config.json has no "
@@ -132,7 +134,7 @@ def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str
     task = get_task(reference if ":" in str(reference) else task_name)
     task = task.configure({**(saved.get("task_options") or {}), **(task_options or {})})
     run_config_path = path / RUN_CONFIG_FILE
-    run_config = json.loads(run_config_path.read_text(encoding="utf-8")) if run_config_path.is_file() else {}
+    run_config = _read_json_object(run_config_path) if run_config_path.is_file() else {}
     max_length = int(run_config.get("config", {}).get("max_length") or task.defaults.max_length)
 
     use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
@@ -140,10 +142,15 @@ def load(model_dir: str | os.PathLike[str], precision: str = "auto", device: str
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(resolved)
     logger.info("predicting in %s (%s)", resolved, reason)
 
-    model = getattr(transformers, task.model_class).from_pretrained(str(path))
+    try:
+        model = getattr(transformers, task.model_class).from_pretrained(str(path))
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        raise ModelNotFoundError(f"model in {str(path)!r} could not be loaded ({reason}); restore the directory "
+                                 f"or re-run finetune") from error
     model.to(device or ("cpu" if use_cpu else "cuda"))
     model.eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
     return Predictor(task, model, tokenizer, max_length, run_config, autocast_dtype)
 
 
@@ -156,3 +163,14 @@ def saved_label_set(model_config: Any) -> LabelSet | None:
     id2label = {int(key): name for key, name in model_config.id2label.items()}
     names = tuple(id2label[i] for i in range(len(values)))
     return LabelSet(names=names, values=tuple(values))
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelNotFoundError(f"{path.name} in {str(path.parent)!r} is not valid JSON ({error}); restore it "
+                                 f"or re-run finetune") from error
+    if not isinstance(data, dict):
+        raise ModelNotFoundError(f"{path.name} in {str(path.parent)!r} is not a JSON object; restore it or re-run finetune")
+    return data

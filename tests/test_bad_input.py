@@ -334,3 +334,65 @@ def test_debug_shows_traceback(tmp_path):
     assert "Traceback (most recent call last)" in result.stderr
     assert "ConfigError" in result.stderr
     assert "absent.csv" in result.stderr
+
+
+# -- cases found by attacking the CLI ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--label-names", "a,a"), "--label-names repeats a"),
+        (("--seed", "-1"), "--seed must be between 0 and 2**32 - 1, got -1"),
+        (("--epochs", "inf"), "--epochs must be a finite number, got inf"),
+        (("--learning-rate", "nan"), "--learning-rate must be a finite number, got nan"),
+        (("--label-column", "text"), "column 'text' of"),
+    ],
+)
+def test_attack_cases_rejected(finetune, tmp_path, data_dir, flags, expected):
+    result = finetune("--train-file", data_dir / "train.csv", *flags)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1, result.stderr
+    assert len(errors) == 1, result.stderr
+    assert expected in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
+def test_output_dir_is_file(finetune, tmp_path, data_dir):
+    target = tmp_path / "out"
+    target.write_text("not a directory")
+
+    result = finetune("--train-file", data_dir / "train.csv", "--overwrite")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert "is a file; pass a directory path" in errors[0]
+    assert target.read_text() == "not a directory"
+    assert not tmp_path.joinpath("out.old").exists()
+
+
+def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
+    import shutil
+
+    model_dir = tmp_path / "no-tokenizer"
+    model_dir.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_bert_dir / name, model_dir / name)
+
+    result = run_cli("finetune", "--task", "classification", "--model", model_dir, "--train-file",
+                     data_dir / "train.csv", "--output-dir", tmp_path / "out", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert "has no tokenizer files" in errors[0]
+    assert_no_output(tmp_path / "out")
+
+
+def test_nan_label_sorts_as_text():
+    from taskforge_classification.task import _label_sort_key
+
+    values = ["NaN", "1", "0", "2", "nan"]
+
+    assert sorted(values, key=_label_sort_key) == ["0", "1", "2", "NaN", "nan"]

@@ -54,14 +54,17 @@ class ClassificationTask(Task):
         if has_labels:
             require_column(table, label_column, file, "--label-column")
 
-        keep = {text_column: "text"}
+        roles = [(text_column, "text", "--text-column")]
         if columns.text_pair_column:
-            keep[columns.text_pair_column] = "text_pair"
+            roles.append((columns.text_pair_column, "text_pair", "--text-pair-column"))
         if has_labels:
-            keep[label_column] = "label"
-        if len(set(keep)) < len(keep):
-            raise DataError(f"one column of {file.display_name} is given for two roles: {sorted(keep)}; "
-                            f"pass different --text-column, --text-pair-column and --label-column")
+            roles.append((label_column, "label", "--label-column"))
+        for column, _, flag in roles:
+            clashing = [other_flag for other, _, other_flag in roles if other == column and other_flag != flag]
+            if clashing:
+                raise DataError(f"column {column!r} of {file.display_name} is given for two roles ({flag} and "
+                                f"{clashing[0]}); pass a different column to one of them")
+        keep = {column: role for column, role, _ in roles}
         table = table.select_columns(list(keep)).rename_columns({k: v for k, v in keep.items() if k != v})
 
         table = drop_or_raise(table, invalid_text_rows(table, "text"), f"empty or missing text in column {text_column!r}",
@@ -116,6 +119,9 @@ class ClassificationTask(Task):
                     f"in the sorted order of the values"
                 )
             names = tuple(columns.label_names)
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise DataError(f"--label-names repeats {', '.join(duplicates)}; give each label a different name")
         else:
             names = tuple(self.default_label_names.get(tuple(values), values))
         return LabelSet(names=names, values=tuple(values))
@@ -214,6 +220,8 @@ def _label_key(value: Any) -> str | None:
 
 def _label_sort_key(value: str) -> tuple[int, float, str]:
     try:
-        return (0, float(value), value)
+        number = float(value)
     except ValueError:
         return (1, 0.0, value)
+    # "nan" and "inf" parse as floats but have no numeric order, so they sort as text.
+    return (0, number, value) if math.isfinite(number) else (1, 0.0, value)
