@@ -58,6 +58,9 @@ class TrainerState:
     evaluations_without_improvement: int = 0
     skipped_steps: int = 0
     total_loss_sum: float = 0.0
+    logged_loss_sum: float = 0.0
+    """Loss summed over the steps since the last logged loss, so a resumed run logs the same mean."""
+    logged_loss_steps: int = 0
     evaluations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     resume_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -159,8 +162,9 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, config: Finetune
             f"restore those values, or pass --force-resume to continue anyway"
         )
     if differences:
-        logger.warning("resuming from %s with a changed configuration (--force-resume): %s", checkpoint,
-                       "; ".join(differences))
+        logger.warning("resuming from %s with a changed configuration (--force-resume): %s; the position in "
+                       "the data is kept as a count of batches, so a changed batch size skips or repeats examples",
+                       checkpoint, "; ".join(differences))
     state.resume_fields = current
     accelerator.load_state(str(checkpoint))
     logger.info("resumed from %s at step %d (epoch %d, %d batches into it)", checkpoint, state.global_step,

@@ -211,8 +211,6 @@ def train(
     # A metric named like a loss is minimised, whatever greater_is_better states.
     greater_is_better = task.greater_is_better and "loss" not in metric_name.lower()
 
-    logged_loss_sum = 0.0
-    logged_loss_steps = 0
     train_seconds = 0.0
     stop_reason: str | None = None
     interrupt = _InterruptFlag()
@@ -261,6 +259,8 @@ def train(
         nonlocal last_checkpoint
         if checkpoints_dir is None or not config.save_checkpoints:
             return
+        if last_checkpoint is not None and last_checkpoint.name == f"step-{state.global_step:06d}":
+            return  # already saved at this step, for example by --save-steps just before a signal
         last_checkpoint = checkpoint.save_checkpoint(accelerator, checkpoints_dir, state, config.save_total_limit)
         logger.debug("checkpoint after %s", reason)
 
@@ -335,11 +335,11 @@ def train(
                     progress.update(1)
 
                     # Log the true loss of the step, summed over processes.
-                    logged_loss_sum += step_loss
-                    logged_loss_steps += 1
+                    state.logged_loss_sum += step_loss
+                    state.logged_loss_steps += 1
                     state.total_loss_sum += step_loss
                     if state.global_step % config.logging_steps == 0 or state.global_step == max_steps:
-                        mean_loss = logged_loss_sum / logged_loss_steps
+                        mean_loss = state.logged_loss_sum / state.logged_loss_steps
                         metrics_log.write({
                             "step": state.global_step,
                             "epoch": round(state.global_step / steps_per_epoch, 4),
@@ -347,7 +347,7 @@ def train(
                             "learning_rate": scheduler.get_last_lr()[0],
                         })
                         progress.set_postfix(loss=f"{mean_loss:.4f}")
-                        logged_loss_sum, logged_loss_steps = 0.0, 0
+                        state.logged_loss_sum, state.logged_loss_steps = 0.0, 0
 
                     # Evaluate and checkpoint every eval_steps / save_steps; the end of an epoch does both
                     # below. The time spent is not training time.
