@@ -374,8 +374,8 @@ def _configure_logging(level: int) -> None:
     root.setLevel(level if rank == 0 else logging.ERROR)
     root.propagate = False
     if level > logging.DEBUG:
-        # transformers and datasets report expected events (a new classification head) as warnings,
-        # and draw progress bars for loading weights and mapping rows; taskforge logs its own steps.
+        # transformers and datasets report expected events, such as a new classification head, as
+        # warnings and draw progress bars while loading. taskforge logs these steps itself.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("DATASETS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -288,10 +288,11 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
                         f"or choose another directory")
 
     if config.output_dir is not None and config.resume is None and not config.overwrite:
-        staging = Path(config.output_dir).with_name(Path(config.output_dir).name + ".partial")
-        if any((staging / "checkpoints").glob("step-*")):
-            problems.append(f"{str(staging)!r} holds checkpoints of an unfinished run; pass --resume auto to "
-                            f"continue it, or --overwrite to start over")
+        from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
+
+        staging = staging_path(config.output_dir)
+        if has_checkpoints(staging):
+            problems.append(unfinished_run_message(staging))
     if task is not None:
         problems.extend(task.validate_config(config))
 

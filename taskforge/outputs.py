@@ -28,13 +28,24 @@ def staging_path(output_dir: str | os.PathLike[str]) -> Path:
     return target.with_name(target.name + ".partial")
 
 
+def has_checkpoints(staging: Path) -> bool:
+    """Return True when ``staging`` contains checkpoints of an unfinished run."""
+    return any((staging / "checkpoints").glob("step-*"))
+
+
+def unfinished_run_message(staging: Path) -> str:
+    """Return the error text for a staging directory whose checkpoints a new run would delete."""
+    return (f"{str(staging)!r} contains checkpoints of an unfinished run; pass --resume auto to continue it, "
+            f"or --overwrite to start over")
+
+
 @contextlib.contextmanager
 def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_main: bool = True,
                      resume: bool = False) -> Iterator[Path]:
     """Yield a staging directory that replaces ``output_dir`` only when the block succeeds.
 
     The staging directory is ``<output_dir>.partial`` beside the target. When the block raises, it
-    is removed, unless it holds checkpoints to resume from. A resumed run keeps it. Checkpoints and
+    is removed, unless it contains checkpoints to resume from. A resumed run keeps it. Checkpoints and
     the best-model copy are deleted once the run succeeds. Only the main process writes.
     """
     target = Path(output_dir)
@@ -47,18 +58,15 @@ def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_mai
                 f"to replace it or choose another"
             )
         if staging.exists() and not resume:
-            if any(checkpoints.glob("step-*")) and not overwrite:
-                raise OutputExistsError(
-                    f"{str(staging)!r} holds checkpoints of an unfinished run; pass --resume auto to continue it, "
-                    f"or --overwrite to start over"
-                )
+            if has_checkpoints(staging) and not overwrite:
+                raise OutputExistsError(unfinished_run_message(staging))
             shutil.rmtree(staging)
         staging.mkdir(parents=True, exist_ok=True)
     try:
         yield staging
     except BaseException:
         if is_main:
-            if any(checkpoints.glob("step-*")):
+            if has_checkpoints(staging):
                 logger.warning("kept %s with its checkpoints; run the same command with --resume auto to continue",
                                staging)
             else:

@@ -1,7 +1,7 @@
 """Discovery of task plugins through the ``taskforge.tasks`` entry-point group.
 
 Listing tasks imports each plugin's module but neither torch, transformers nor datasets, because the
-contract asks plugins to import those inside their methods. A plugin that fails to import or breaks
+contract requires plugins to import those inside their methods. A plugin that fails to import or breaks
 the contract is reported with its error and never hides the other tasks.
 """
 

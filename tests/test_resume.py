@@ -163,5 +163,5 @@ def test_leftover_checkpoints_need_choice(tmp_path, tiny_bert_dir, data_dir):
     again = run(finetune_command(tiny_bert_dir, data_dir, output_dir))
 
     assert again.returncode == 1
-    assert "holds checkpoints of an unfinished run; pass --resume auto" in again.stderr
+    assert "contains checkpoints of an unfinished run; pass --resume auto" in again.stderr
     assert staging.exists()
