@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataFile",
+    "DistillConfig",
     "FinetuneConfig",
     "FinetuneResult",
     "LabelSet",
@@ -38,6 +39,7 @@ __all__ = [
     "TaskDefaults",
     "TaskNotFoundError",
     "TaskforgeError",
+    "distill",
     "evaluate",
     "finetune",
     "get_task",
@@ -47,18 +49,20 @@ __all__ = [
 
 _LAZY = {
     "finetune": "taskforge.api",
+    "distill": "taskforge.api",
     "evaluate": "taskforge.api",
     "load": "taskforge.api",
     "FinetuneResult": "taskforge.api",
     "FinetuneConfig": "taskforge.config",
+    "DistillConfig": "taskforge.config",
     "Predictor": "taskforge.predictor",
     "get_task": "taskforge.registry",
     "list_tasks": "taskforge.registry",
 }
 
 if TYPE_CHECKING:
-    from taskforge.api import FinetuneResult, evaluate, finetune, load
-    from taskforge.config import FinetuneConfig
+    from taskforge.api import FinetuneResult, distill, evaluate, finetune, load
+    from taskforge.config import DistillConfig, FinetuneConfig
     from taskforge.predictor import Predictor
     from taskforge.registry import get_task, list_tasks
 

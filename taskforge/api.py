@@ -1,4 +1,4 @@
-"""The Python API, which the CLI calls too: ``finetune``, ``evaluate`` and ``load``."""
+"""The Python API, which the CLI calls too: ``finetune``, ``distill``, ``evaluate`` and ``load``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskforge import config as config_module
-from taskforge.config import FinetuneConfig
+from taskforge.config import DistillConfig, FinetuneConfig
 from taskforge.errors import ConfigError, DataError
 from taskforge.registry import get_task
 from taskforge.task import ColumnOptions, DataFile, Task
@@ -60,11 +60,46 @@ def finetune(config: FinetuneConfig | None = None, *, config_file: str | os.Path
         defaults = dataclasses.asdict(FinetuneConfig())
         given = {k: v for k, v in dataclasses.asdict(config).items() if v is not None and v != defaults[k]}
         explicit = {**given, **explicit}
-    file_values = config_module.read_config_file(config_file) if config_file is not None else {}
+    file_values = config_module.read_config_file(config_file, FinetuneConfig) if config_file is not None else {}
     return _run_finetune(explicit, file_values, source="argument")
 
 
-def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], source: str) -> FinetuneResult:
+def distill(config: DistillConfig | None = None, *, config_file: str | os.PathLike[str] | None = None,
+            student: str | None = None, student_layers: int | str | list[int] | None = None,
+            **options: Any) -> FinetuneResult:
+    """Train a student on a task from a teacher's outputs and the labels, and save it.
+
+    The teacher is usually a model written by :func:`finetune`. The student is a model of its own
+    (``student``), or cut from the teacher's embeddings, head and some of its layers
+    (``student_layers``: a count such as 3, or indices such as ``[0, 2, 4]``). Other options are
+    those of :func:`finetune` and :class:`~taskforge.config.DistillConfig`::
+
+        teacher = taskforge.finetune(task="sentiment", train_file="train.csv").output_dir
+        result = taskforge.distill(task="sentiment", teacher=teacher, student_layers=3, train_file="train.csv")
+    """
+    known = {field.name for field in dataclasses.fields(DistillConfig)} - {"model"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known | {"student", "student_layers"}), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown option {unknown[0]!r} passed to taskforge.distill{hint}")
+    explicit = dict(options)
+    if student is not None:
+        explicit["model"] = str(student)
+    if isinstance(student_layers, (list, tuple)):
+        explicit["student_layers"] = "[" + ",".join(str(layer) for layer in student_layers) + "]"
+    elif student_layers is not None:
+        explicit["student_layers"] = str(student_layers)
+    if config is not None:
+        defaults = dataclasses.asdict(DistillConfig())
+        given = {k: v for k, v in dataclasses.asdict(config).items() if v is not None and v != defaults[k]}
+        explicit = {**given, **explicit}
+    file_values = config_module.read_config_file(config_file, DistillConfig) if config_file is not None else {}
+    return _run_finetune(explicit, file_values, source="argument", cls=DistillConfig)
+
+
+def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], source: str,
+                  cls: type[FinetuneConfig] = FinetuneConfig) -> FinetuneResult:
     from taskforge import training
 
     task_name = explicit.get("task") or file_values.get("task")
@@ -72,7 +107,7 @@ def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], s
         raise ConfigError("no task given; pass --task NAME (run 'taskforge tasks' to list them)")
     task = get_task(str(task_name))
     problems: list[str] = []
-    config = config_module.resolve(explicit, file_values, task.defaults, source=source, problems=problems)
+    config = config_module.resolve(explicit, file_values, task.defaults, source=source, problems=problems, cls=cls)
     if config.output_dir is None:
         config.output_dir = str(Path("outputs") / task.name)
     task = task.configure(config.task_options)

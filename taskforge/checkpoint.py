@@ -37,6 +37,8 @@ RESUME_FIELDS = (
     "text_pair_column", "label_column", "label_names", "header", "max_train_samples", "validation_split",
     "drop_invalid", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "max_length",
     "gradient_accumulation_steps", "max_grad_norm", "group_by_length", "seed", "task_options",
+    # Distillation runs only.
+    "teacher", "student_layers", "temperature", "alpha", "hidden_weight",
 )
 
 
@@ -61,6 +63,8 @@ class TrainerState:
     logged_loss_sum: float = 0.0
     """Loss summed over the steps since the last logged loss, so a resumed run logs the same mean."""
     logged_loss_steps: int = 0
+    logged_terms: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Sums of the loss terms (such as a distillation run's ``loss_soft``) since the last logged loss."""
     evaluations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     resume_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Callable, Optional, Union, get_args, get_orig
 
 import typer
 
-from taskforge.config import FinetuneConfig, Precision, field_help
+from taskforge.config import DistillConfig, FinetuneConfig, Precision, field_help, flag_name
 from taskforge.errors import TaskforgeError
 
 logger = logging.getLogger("taskforge.cli")
@@ -137,13 +137,13 @@ def parse_extra_flags(arguments: list[str]) -> dict[str, Any]:
     return values
 
 
-def _reject_misspelled_flags(extra: dict[str, Any]) -> None:
+def _reject_misspelled_flags(extra: dict[str, Any], cls: type[FinetuneConfig] = FinetuneConfig) -> None:
     """Raise for an extra flag that is one typo away from a flag of the command itself."""
     import difflib
 
     from taskforge.errors import ConfigError
 
-    names = [field.name for field in dataclasses.fields(FinetuneConfig)] + ["config"]
+    names = [flag_name(field).replace("-", "_") for field in dataclasses.fields(cls)] + ["config"]
     for key in extra:
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
         if close:
@@ -153,24 +153,24 @@ def _reject_misspelled_flags(extra: dict[str, Any]) -> None:
 # -- finetune ------------------------------------------------------------------------------------
 
 
-def _finetune(ctx: typer.Context, config_file: Optional[Path], **flags: Any) -> None:
+def _finetune(ctx: typer.Context, config_file: Optional[Path], cls: type[FinetuneConfig], **flags: Any) -> None:
     from taskforge.api import _run_finetune
     from taskforge.config import read_config_file
 
-    file_values = read_config_file(config_file) if config_file is not None else {}
+    file_values = read_config_file(config_file, cls) if config_file is not None else {}
     explicit = {name: value for name, value in flags.items() if value is not None}
     # Flags the command does not define are the task's own options, checked by Task.configure.
     extra = parse_extra_flags(list(ctx.args))
-    _reject_misspelled_flags(extra)
+    _reject_misspelled_flags(extra, cls)
     explicit["task_options"] = extra
-    result = _run_finetune(explicit, file_values, source="flag")
+    result = _run_finetune(explicit, file_values, source="flag", cls=cls)
     typer.echo(json.dumps({"output_dir": str(result.output_dir), **_scalar_metrics(result.metrics)}, indent=2))
 
 
-def _build_finetune_command() -> Callable[..., None]:
-    """Build the ``finetune`` command whose options are the fields of :class:`FinetuneConfig`."""
-    hints = get_type_hints(FinetuneConfig)
-    helps = field_help()
+def _build_finetune_command(cls: type[FinetuneConfig], docstring: str) -> Callable[..., None]:
+    """Build a command whose options are the fields of ``cls``: ``finetune`` or ``distill``."""
+    hints = get_type_hints(cls)
+    helps = field_help(cls)
     parameters = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         inspect.Parameter(
@@ -180,18 +180,18 @@ def _build_finetune_command() -> Callable[..., None]:
         )
     ]
     annotations: dict[str, Any] = {"ctx": typer.Context, "config_file": parameters[1].annotation}
-    for field in dataclasses.fields(FinetuneConfig):
+    for field in dataclasses.fields(cls):
         if field.name == "task_options":
             continue
         help_text, group = helps[field.name]
-        flag = "--" + field.name.replace("_", "-")
+        flag = "--" + flag_name(field)
         hint = hints[field.name]
         optional_args = get_args(hint) if get_origin(hint) in (Union, UnionType) else ()
         base = next((arg for arg in optional_args if arg is not type(None)), hint)
         option_kwargs: dict[str, Any] = {"help": help_text, "rich_help_panel": group, "show_default": False}
         if hint is bool:
             annotation_type = bool
-            names = [f"{flag}/--no-{field.name.replace('_', '-')}"]
+            names = [f"{flag}/--no-{flag_name(field)}"]
         elif getattr(base, "__origin__", None) is list:
             annotation_type = str
             names = [flag]
@@ -206,20 +206,29 @@ def _build_finetune_command() -> Callable[..., None]:
         annotations[field.name] = annotation
 
     def finetune_command(ctx: typer.Context, **kwargs: Any) -> None:
-        """Fine-tune a model on a task, evaluate it and save it.
+        _finetune(ctx, cls=cls, **kwargs)
 
-        Options resolve in this order: flag, --config file, the task's defaults, the defaults shown.
-        A task's own options (see 'taskforge tasks NAME') are passed as flags too.
-        """
-        _finetune(ctx, **kwargs)
-
+    finetune_command.__doc__ = docstring
     finetune_command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     finetune_command.__annotations__ = annotations
     return finetune_command
 
 
 _EXTRA_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-app.command("finetune", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command()))
+app.command("finetune", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command(FinetuneConfig, """\
+Fine-tune a model on a task, evaluate it and save it.
+
+Options resolve in this order: flag, --config file, the task's defaults, the defaults shown.
+A task's own options (see 'taskforge tasks NAME') are passed as flags too.
+""")))
+app.command("distill", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command(DistillConfig, """\
+Train a smaller student on a task from a teacher's outputs and the labels, and save it.
+
+The teacher is usually a model written by 'taskforge finetune'. The student is a model of its own
+(--student), or cut from the teacher's embeddings, head and some of its layers (--student-layers 3,
+or --student-layers 0,2,4). The loss is alpha * T^2 * KL(teacher || student) + (1 - alpha) * task
+loss, plus --hidden-weight times a hidden-state loss. Other options are those of 'finetune'.
+""")))
 
 
 # -- evaluate ------------------------------------------------------------------------------------

@@ -111,12 +111,98 @@ class FinetuneConfig:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass
+class DistillConfig(FinetuneConfig):
+    """A fine-tuning run whose student also learns from a teacher's outputs.
+
+    ``model`` is the student; on the command line and in :func:`taskforge.distill` it is called
+    ``student``.
+    """
+
+    model: str | None = dataclasses.field(  # type: ignore[assignment]
+        default=None,
+        metadata={"help": "Student to train: a model directory or hub id, trained from its pretrained weights "
+                          "with a new task head. Pass this or --student-layers.", "group": "Model",
+                  "flag": "student"},
+    )
+    teacher: str | None = _field(
+        None, "Teacher: a model directory with a trained task head, usually written by 'taskforge finetune'.",
+        "Distillation")
+    student_layers: str | None = _field(
+        None, "Cut the student from the teacher: a number of layers (3) spread evenly over the teacher's, or "
+              "the teacher's layer indices (0,2,4), kept with its embeddings and task head.", "Distillation")
+    temperature: float = _field(2.0, "Temperature that softens both models' logits in the distillation loss.",
+                                "Distillation")
+    alpha: float = _field(0.5, "Weight of the distillation loss; the task loss gets 1 - alpha. 0 trains on the "
+                               "labels alone and runs no teacher.", "Distillation")
+    hidden_weight: float = _field(
+        0.0, "Weight of a hidden-state loss between mapped layers: cosine distance when the hidden sizes "
+             "match, else mean squared error through a learned projection. 0 turns it off.", "Distillation")
+    cache_teacher: bool = _field(
+        False, "Compute the teacher's outputs once before training and reuse them in every epoch.", "Distillation")
+
+    @property
+    def teacher_needed(self) -> bool:
+        """Whether the run uses the teacher at all."""
+        return self.alpha > 0 or self.hidden_weight > 0
+
+
+def config_class(values: Mapping[str, Any]) -> type[FinetuneConfig]:
+    """Return the configuration class for a mapping of options: DistillConfig when a teacher is set."""
+    return DistillConfig if values.get("teacher") is not None else FinetuneConfig
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """Return the command-line spelling of ``field``, without the leading dashes."""
+    return field.metadata.get("flag", field.name).replace("_", "-")
+
+
+def parse_student_layers(value: str, teacher_layers: int | None) -> list[int]:
+    """Turn ``--student-layers`` into the teacher layer indices the student keeps.
+
+    A single number ``k`` keeps ``k`` layers spread evenly from the first to the last, as
+    ``round(i * (n - 1) / (k - 1))``: 3 of 6 layers gives 0, 2, 5; 6 of 12 gives 0, 2, 4, 7, 9, 11.
+    A comma-separated list, or a bracketed one such as ``[4]``, keeps those layers in that order.
+    Without ``teacher_layers``, only the form is checked and a count comes back as ``[count]``.
+    """
+    raw = str(value).strip()
+    text = raw.strip("[]()")
+    is_list = "," in text or raw.startswith(("[", "("))
+    try:
+        numbers = [int(part.strip()) for part in text.split(",") if part.strip() or not is_list]
+    except ValueError:
+        raise ConfigError(f"--student-layers {value!r} is not a number of layers or a comma-separated list of "
+                          f"layer indices; pass for example 3 or 0,2,4") from None
+    if not numbers:
+        raise ConfigError(f"--student-layers {value!r} names no layers; pass for example 3 or 0,2,4")
+    if not is_list:
+        count = numbers[0]
+        limit = teacher_layers if teacher_layers is not None else count
+        if not 1 <= count <= max(limit, 1):
+            raise ConfigError(f"--student-layers {count} must be between 1 and the teacher's {limit} layers "
+                              f"(a single layer index is written [{count}])")
+        if teacher_layers is None:
+            return [count]
+        if count == 1:
+            return [0]
+        return [round(i * (teacher_layers - 1) / (count - 1)) for i in range(count)]
+    if len(set(numbers)) != len(numbers):
+        raise ConfigError(f"--student-layers {value!r} names a layer twice; name each teacher layer once")
+    if min(numbers) < 0:
+        raise ConfigError(f"--student-layers {value!r} names a negative layer; layers count from 0")
+    if teacher_layers is not None and max(numbers) >= teacher_layers:
+        wrong = [n for n in numbers if n >= teacher_layers]
+        raise ConfigError(f"--student-layers {value!r} names layer(s) {', '.join(map(str, wrong))}, but the teacher "
+                          f"has layers 0 to {teacher_layers - 1}")
+    return numbers
+
+
 def field_help(cls: type = FinetuneConfig) -> dict[str, tuple[str, str]]:
     """Map each field name to its (help, group)."""
     return {f.name: (f.metadata["help"], f.metadata["group"]) for f in dataclasses.fields(cls)}
 
 
-def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike[str], cls: type[FinetuneConfig] | None = None) -> dict[str, Any]:
     """Read a YAML or JSON config file into a dict of field values, rejecting unknown keys."""
     path = Path(path)
     if not path.is_file():
@@ -141,11 +227,15 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"config file {str(path)!r} must contain a mapping of option names to values")
 
-    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    cls = cls or config_class({str(key).replace("-", "_"): value for key, value in values.items()})
+    # Keys may use the command-line spelling of a field, such as 'student' for the distillation student.
+    aliases = {flag_name(f).replace("-", "_"): f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} | set(aliases)
     result = {}
     unknown = []
     for key, value in values.items():
         name = str(key).replace("-", "_")
+        name = aliases.get(name, name)
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -163,6 +253,7 @@ def resolve(
     task_defaults: Any | None = None,
     source: str = "argument",
     problems: list[str] | None = None,
+    cls: type[FinetuneConfig] = FinetuneConfig,
 ) -> FinetuneConfig:
     """Merge explicit values, config-file values and task defaults into a :class:`FinetuneConfig`.
 
@@ -174,9 +265,9 @@ def resolve(
     collect = problems is not None
     problems = problems if problems is not None else []
     file_values = dict(file_values or {})
-    hints = get_type_hints(FinetuneConfig)
+    hints = get_type_hints(cls)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(FinetuneConfig):
+    for field in dataclasses.fields(cls):
         if explicit.get(field.name) is not None:
             raw, where = explicit[field.name], source
         elif file_values.get(field.name) is not None:
@@ -207,7 +298,7 @@ def resolve(
     if problems and not collect:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     values["task_options"] = task_options
-    return FinetuneConfig(**values)
+    return cls(**values)
 
 
 def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str] | None = None) -> None:
@@ -293,11 +384,45 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         staging = staging_path(config.output_dir)
         if has_checkpoints(staging):
             problems.append(unfinished_run_message(staging))
+    if isinstance(config, DistillConfig):
+        problems.extend(_distill_problems(config))
     if task is not None:
         problems.extend(task.validate_config(config))
 
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def _distill_problems(config: DistillConfig) -> list[str]:
+    problems = []
+    if config.teacher is None:
+        problems.append("no teacher given; pass --teacher with a model directory fine-tuned by 'taskforge finetune'")
+    if config.model is None and config.student_layers is None:
+        problems.append("no student given; pass --student DIR_OR_ID, or --student-layers N to cut one from the teacher")
+    if config.model is not None and config.student_layers is not None:
+        problems.append(f"--student {config.model!r} and --student-layers {config.student_layers!r} are both given; "
+                        f"pass only one")
+    if config.student_layers is not None:
+        try:
+            parse_student_layers(config.student_layers, teacher_layers=None)
+        except ConfigError as error:
+            problems.append(str(error))
+    for name in ("temperature", "alpha", "hidden_weight"):
+        value = getattr(config, name)
+        if not math.isfinite(value):
+            problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if math.isfinite(config.temperature) and config.temperature <= 0:
+        problems.append(f"--temperature must be greater than 0, got {config.temperature}")
+    if math.isfinite(config.alpha) and not 0 <= config.alpha <= 1:
+        problems.append(f"--alpha must be between 0 and 1, got {config.alpha}")
+    if math.isfinite(config.hidden_weight) and config.hidden_weight < 0:
+        problems.append(f"--hidden-weight must be 0 or more, got {config.hidden_weight}")
+    if config.cache_teacher and config.hidden_weight > 0:
+        problems.append("--cache-teacher keeps only the teacher's logits, not its hidden states; pass --hidden-weight 0 "
+                        "or drop --cache-teacher")
+    if config.cache_teacher and config.alpha == 0:
+        problems.append("--cache-teacher with --alpha 0: the run uses no teacher outputs; drop --cache-teacher")
+    return problems
 
 
 def data_format(path: str, extra_formats: Mapping[str, str] | None = None) -> str | None:

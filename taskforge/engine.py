@@ -145,11 +145,20 @@ def train(
     accelerator: Accelerator,
     metrics_log: MetricsLog,
     run_dir: Path | None = None,
+    training_module: torch.nn.Module | None = None,
+    train_collator: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]] | None = None,
+    extra_columns: Sequence[str] = (),
 ) -> TrainResult:
     """Fine-tune ``model`` on ``train_features``, evaluating after each epoch and every ``eval_steps``.
 
     ``run_dir`` is the run's staging directory: checkpoints go to ``run_dir/checkpoints`` and the
     best model so far to ``run_dir/best``. Without it, nothing is saved during training.
+
+    ``training_module`` replaces ``model`` as the module that is optimised and checkpointed, such as a
+    distillation wrapper that contains ``model``. Its output has a ``loss`` and may have
+    ``loss_terms``, a dict of named parts of the loss that are logged beside it. ``model`` is still
+    the one evaluated and saved. ``train_collator`` batches the training features, and
+    ``extra_columns`` names feature columns the training module needs beyond the model's inputs.
     """
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -161,20 +170,25 @@ def train(
 
     # Data: length-grouped batches, sharded across processes by Accelerate.
     columns = model_input_columns(model, train_features)
+    columns += [column for column in extra_columns if column in train_features.column_names and column not in columns]
     lengths = [len(ids) for ids in train_features["input_ids"]]
     sampler = LengthGroupedBatchSampler(lengths, config.batch_size, config.seed, config.group_by_length)
-    train_loader = DataLoader(train_features.select_columns(columns), batch_sampler=sampler, collate_fn=collator)
+    train_loader = DataLoader(train_features.select_columns(columns), batch_sampler=sampler,
+                              collate_fn=train_collator or collator)
 
     # Optimizer and schedule. Biases and LayerNorm weights get no weight decay.
+    module = training_module if training_module is not None else model
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
+    for name, parameter in module.named_parameters():
         if parameter.requires_grad:
             (no_decay if parameter.ndim < 2 else decay).append(parameter)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.learning_rate,
     )
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    module, optimizer, train_loader = accelerator.prepare(module, optimizer, train_loader)
+    if training_module is None:
+        model = module
     steps_per_epoch = math.ceil(len(train_loader) / accumulation)
     max_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     # Capped so that at least one step runs at a learning rate above zero.
@@ -253,7 +267,7 @@ def train(
                 if patience is not None and state.evaluations_without_improvement >= patience:
                     stop_reason = (f"early stopping at step {state.global_step}: {metric_name} has not improved on "
                                    f"{state.best_metric:.4f} (step {state.best_step}) for {patience} evaluations")
-        model.train()
+        module.train()
 
     def save(reason: str) -> None:
         nonlocal last_checkpoint
@@ -264,7 +278,7 @@ def train(
         last_checkpoint = checkpoint.save_checkpoint(accelerator, checkpoints_dir, state, config.save_total_limit)
         logger.debug("checkpoint after %s", reason)
 
-    model.train()
+    module.train()
     # The bar is closed on errors too, so that an error message starts on a line of its own.
     try:
         with interrupt.installed():
@@ -297,21 +311,25 @@ def train(
 
                     # Forward and backward; gradients are synchronised only on the window's last micro-batch.
                     window_loss = torch.zeros((), device=accelerator.device)
+                    window_terms: dict[str, torch.Tensor] = {}
                     for index, batch in enumerate(window):
                         last = index == len(window) - 1
-                        with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                            outputs = model(**batch)
+                        with contextlib.nullcontext() if last else accelerator.no_sync(module):
+                            outputs = module(**batch)
                             weight = units[index] / window_units
                             accelerator.backward(outputs.loss * weight * accelerator.num_processes)
                         window_loss += outputs.loss.detach().float() * weight
+                        for term, value in (getattr(outputs, "loss_terms", None) or {}).items():
+                            window_terms[term] = window_terms.get(term, 0.0) + value.detach().float() * weight
                         state.micro_step += 1
                     state.batches_in_epoch += len(window)
                     step_loss = accelerator.reduce(window_loss, "sum").item()
+                    step_terms = {term: accelerator.reduce(value, "sum").item() for term, value in sorted(window_terms.items())}
 
                     # Clip. A non-finite loss or gradient norm stops the run, or skips the update.
                     grad_norm = None
                     if config.max_grad_norm > 0:
-                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                        grad_norm = accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
                     fault = _nonfinite(step_loss, grad_norm, accelerator)
                     if fault is not None:
                         optimizer.zero_grad(set_to_none=True)
@@ -338,16 +356,24 @@ def train(
                     state.logged_loss_sum += step_loss
                     state.logged_loss_steps += 1
                     state.total_loss_sum += step_loss
+                    for term, value in step_terms.items():
+                        state.logged_terms[term] = state.logged_terms.get(term, 0.0) + value
                     if state.global_step % config.logging_steps == 0 or state.global_step == max_steps:
                         mean_loss = state.logged_loss_sum / state.logged_loss_steps
-                        metrics_log.write({
+                        record = {
                             "step": state.global_step,
                             "epoch": round(state.global_step / steps_per_epoch, 4),
                             "loss": round(mean_loss, 6),
-                            "learning_rate": scheduler.get_last_lr()[0],
-                        })
-                        progress.set_postfix(loss=f"{mean_loss:.4f}")
+                        }
+                        record.update({term: round(total / state.logged_loss_steps, 6)
+                                       for term, total in state.logged_terms.items()})
+                        record["learning_rate"] = scheduler.get_last_lr()[0]
+                        metrics_log.write(record)
+                        progress.set_postfix(loss=f"{mean_loss:.4f}", **{
+                            term.removeprefix("loss_"): f"{total / state.logged_loss_steps:.4f}"
+                            for term, total in state.logged_terms.items()})
                         state.logged_loss_sum, state.logged_loss_steps = 0.0, 0
+                        state.logged_terms = {}
 
                     # Evaluate and checkpoint every eval_steps / save_steps; the end of an epoch does both
                     # below. The time spent is not training time.

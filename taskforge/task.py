@@ -15,7 +15,9 @@ same way, and calls the members below in this order:
 4. ``preprocess`` tokenizes examples into features. One example may become several features (a long
    context cut into windows); such a task adds an ``example_index`` column to the features.
 5. ``collator`` batches features; ``loss_units`` counts what the loss of a batch averages over.
-6. After a forward pass over evaluation features, ``postprocess`` turns the model outputs named in
+6. In ``taskforge distill``, ``distillation_logits`` picks the distributions the student learns from
+   the teacher, from the outputs of both models on the same batch.
+7. After a forward pass over evaluation features, ``postprocess`` turns the model outputs named in
    ``output_names`` into one prediction per example, ``compute_metrics`` scores them, and
    ``format_prediction`` turns a prediction into the JSON object that ``taskforge predict`` writes.
 
@@ -147,6 +149,12 @@ class Task(abc.ABC):
     defaults: ClassVar[TaskDefaults] = TaskDefaults()
     """Recommended hyper-parameters."""
 
+    distillation_level: ClassVar[str] = "example"
+    """What ``distillation_logits`` returns distributions over: ``"example"`` for one distribution
+    per feature over the classes, ``"token"`` for one per token or position. A teacher whose
+    tokenizer differs from the student's can only teach ``"example"`` tasks, where both models see
+    the same raw text and give one distribution per example."""
+
     file_formats: ClassVar[Mapping[str, str]] = {}
     """Extra file extensions the task reads itself, mapped to a format name, such as
     ``{".txt": "conll"}``. ``load_examples`` receives that name in ``DataFile.format``."""
@@ -264,6 +272,30 @@ class Task(abc.ABC):
         that gradient accumulation weights each micro-batch by its share of the window.
         """
         return int(batch["input_ids"].shape[0])
+
+    def distillation_logits(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Return the logits to distil, by output name, each of shape ``[rows, choices]``.
+
+        Called with the teacher's outputs and with the student's outputs on the same batch; row ``i``
+        of both must describe the same distribution. The default takes each output in
+        ``output_names``: a ``[batch, classes]`` tensor as it is, and a ``[batch, tokens, classes]``
+        tensor flattened to its labelled tokens (``labels`` other than -100), or to its attended
+        tokens when the batch has no labels.
+        """
+        result = {}
+        for name in self.output_names:
+            logits = outputs[name]
+            if logits.dim() == 3:
+                labels = batch.get("labels")
+                if labels is not None and labels.dim() == 2:
+                    keep = labels != -100
+                else:
+                    keep = batch["attention_mask"].bool()
+                logits = logits[keep]
+            result[name] = logits
+        return result
 
     # -- outputs ---------------------------------------------------------------------------------
 

@@ -24,12 +24,18 @@ logger = logging.getLogger(__name__)
 
 
 def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
-    """Load data and model, train, evaluate, and write the output directory."""
+    """Load data and model, train, evaluate, and write the output directory.
+
+    With a :class:`~taskforge.config.DistillConfig`, the model is the student and a teacher's outputs
+    join the loss (see :mod:`taskforge.distillation`).
+    """
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import AutoTokenizer
 
+    from taskforge import distillation
+    from taskforge.config import DistillConfig
     from taskforge.engine import EvalSet, MetricsLog, train
     from taskforge.evaluation import evaluate_examples
     from taskforge.precision import mixed_precision_name, resolve_precision
@@ -37,7 +43,11 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     # Precision first: an impossible request is a configuration error, raised before any loading.
     use_cpu = not torch.cuda.is_available()
     precision, reason = resolve_precision(config.precision, use_cpu)
-    model_path = resolve_model(config.model)
+    distilling = isinstance(config, DistillConfig)
+    if distilling:
+        assert config.teacher is not None
+        teacher_path = resolve_model(config.teacher)
+    model_path = resolve_model(config.model) if config.model is not None else None
 
     # Data, validated in full before the model is loaded.
     columns = column_options(config)
@@ -67,6 +77,13 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             f"of {config.batch_size}; pass a smaller --batch-size or more data"
         )
     labels = task.label_set(train_examples, columns)
+    teacher = None
+    if distilling:
+        # The run takes the teacher's label ids, so that the classes of both models line up.
+        teacher = distillation.load_teacher(task, teacher_path, labels)
+        labels = teacher.labels
+        logger.info("teacher: %s (%s, %d layers)", config.teacher, type(teacher.model).__name__,
+                    teacher.model.config.num_hidden_layers)
     if labels is not None:
         shown = ", ".join(name if name == value else f"{name} ({value})" for name, value in zip(labels.names, labels.values))
         hint = "" if config.label_names else "; pass --label-names to rename them"
@@ -81,11 +98,20 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
         logger.info("precision %s (%s); device %s, %d process(es)", precision, reason, accelerator.device,
                     accelerator.num_processes)
     set_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    cut_from = distillation.student_layers(config, teacher) if teacher is not None else None
+    if teacher is not None and cut_from is not None:
+        model_path = teacher.path
+        tokenizer = teacher.tokenizer
+        model = distillation.cut_student(teacher.model, cut_from)
+        logger.info("student: teacher layers %s with its embeddings and head, %.1fM parameters (teacher %.1fM)",
+                    ",".join(map(str, cut_from)), model.num_parameters() / 1e6, teacher.model.num_parameters() / 1e6)
+    else:
+        assert model_path is not None
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = task.build_model(model_path, labels)
+        logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
+                    type(model).__name__)
     max_length = _check_max_length(config.max_length, tokenizer)
-    model = task.build_model(model_path, labels)
-    logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
-                type(model).__name__)
     _check_positions(max_length, model.config)
     model.config.taskforge = {
         "task": task.name,
@@ -110,7 +136,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     run_record = {
         "task": task.name,
         "task_plugin": type(task).__module__,
-        "base_model": config.model,
+        "base_model": config.model if config.model is not None else f"{config.teacher} (layers cut)",
         "base_model_path": model_path,
         "precision": precision,
         "precision_reason": reason,
@@ -125,6 +151,16 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
         "processes": accelerator.num_processes,
         "versions": outputs.library_versions(),
     }
+    if distilling:
+        run_record["distillation"] = {
+            "teacher": config.teacher,
+            "teacher_path": teacher_path,
+            "student_layers": cut_from,
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+            "hidden_weight": config.hidden_weight,
+            "cache_teacher": config.cache_teacher,
+        }
 
     with outputs.staged_directory(config.output_dir, config.overwrite, accelerator.is_main_process,
                                   resume=config.resume is not None) as staging:
@@ -133,8 +169,15 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             outputs.write_json(staging / outputs.RUN_CONFIG_FILE, run_record)
         metrics_log = MetricsLog(staging / outputs.METRICS_LOG_FILE if accelerator.is_main_process else None)
 
-        result = train(task, model, train_features, eval_sets, labels, collator, config, accelerator, metrics_log,
-                       run_dir=staging)
+        setup = None
+        if teacher is not None:
+            setup = distillation.prepare(task, config, teacher, model, tokenizer, train_examples, train_features,
+                                    max_length, labels, accelerator, staging, cut_from)
+        result = train(task, model, setup.features if setup else train_features, eval_sets, labels, collator, config,
+                       accelerator, metrics_log, run_dir=staging,
+                       training_module=setup.module if setup else None,
+                       train_collator=setup.collator if setup else None,
+                       extra_columns=setup.extra_columns if setup else ())
 
         final_metrics: dict[str, dict[str, Any]] = {
             "train": {
@@ -163,6 +206,8 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             tokenizer.save_pretrained(staging)
             outputs.write_json(staging / outputs.METRICS_FILE, final_metrics)
             outputs.write_model_card(staging / "README.md", run_record, final_metrics)
+            if setup is not None:
+                distillation.remove_cache(staging)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         logger.info("saved the model and metrics to %s", config.output_dir)

@@ -132,6 +132,19 @@ class QuestionAnsweringTask(Task):
 
         return WindowCollator(tokenizer)
 
+    distillation_level: ClassVar[str] = "token"
+
+    def distillation_logits(
+        self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Return the start and end logits of each window over its positions, padding masked out.
+
+        Padding positions get a logit of -10000 in both models, so that they carry no probability
+        and add nothing to the divergence.
+        """
+        padding = batch["attention_mask"] == 0
+        return {name: outputs[name].float().masked_fill(padding, -10000.0) for name in self.output_names}
+
     # -- outputs ---------------------------------------------------------------------------------
 
     def postprocess(
