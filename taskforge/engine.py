@@ -65,6 +65,9 @@ class TrainResult:
     best_step: int | None = None
     skipped_steps: int = 0
     stop_reason: str | None = None
+    final_predictions: list[Any] | None = None
+    """The validation predictions of the saved model, or None when this process did not make them (a
+    best step from before a resume)."""
 
 
 class MetricsLog:
@@ -227,6 +230,8 @@ def train(
 
     train_seconds = 0.0
     stop_reason: str | None = None
+    # Validation predictions of the best and of the latest evaluation, kept for Task.write_predictions.
+    kept_predictions: dict[str, tuple[int, list[Any]]] = {}
     interrupt = _InterruptFlag()
     progress = tqdm(total=max_steps, initial=state.global_step, desc="training",
                     disable=not (accelerator.is_main_process and logger.isEnabledFor(logging.INFO)))
@@ -236,9 +241,10 @@ def train(
         for eval_set in eval_sets:
             if eval_set.name != "validation":
                 continue
-            metrics, _ = evaluate_examples(
+            metrics, predictions = evaluate_examples(
                 task, model, eval_set.examples, eval_set.features, labels, collator, config.eval_batch_size, accelerator
             )
+            kept_predictions["last"] = (state.global_step, predictions)
             record = {"step": state.global_step, "epoch": round(state.global_step / steps_per_epoch, 4),
                       "split": eval_set.name}
             record.update(metrics)
@@ -258,6 +264,7 @@ def train(
             )
             if improved:
                 state.best_metric, state.best_step = value, state.global_step
+                kept_predictions["best"] = (state.global_step, predictions)
                 state.evaluations_without_improvement = 0
                 if best_dir is not None and config.load_best_model and accelerator.is_main_process:
                     accelerator.unwrap_model(model).save_pretrained(best_dir)
@@ -421,6 +428,8 @@ def train(
         logger.info("best model: step %d with %s %.4f; %s", state.best_step, metric_name, state.best_metric,
                     "saving it" if config.load_best_model else "saving the last model (--no-load-best-model)")
 
+    saved_step = final_record.get("step")
+    final_predictions = next((predictions for step, predictions in kept_predictions.values() if step == saved_step), None)
     trained_examples = min(len(train_features) * config.epochs, state.global_step * examples_per_step)
     return TrainResult(
         global_step=state.global_step,
@@ -433,6 +442,7 @@ def train(
         best_step=state.best_step,
         skipped_steps=state.skipped_steps,
         stop_reason=stop_reason,
+        final_predictions=final_predictions,
     )
 
 

@@ -82,10 +82,12 @@ class Predictor:
         return [self.task.format_prediction(prediction, self.labels) for prediction in predictions]
 
     def evaluate(self, data_file: str | os.PathLike[str], batch_size: int = 64, header: bool | None = None,
-                 max_samples: int | None = None, drop_invalid: bool = False, **columns: Any) -> dict[str, Any]:
+                 max_samples: int | None = None, drop_invalid: bool = False,
+                 predictions_dir: str | os.PathLike[str] | None = None, **columns: Any) -> dict[str, Any]:
         """Score the model on a labelled file with the task's metrics.
 
-        Column options default to those the model was trained with.
+        Column options default to those the model was trained with. With ``predictions_dir``, the
+        task also writes its prediction files there (for example SQuAD's ``predictions.json``).
         """
         from taskforge.api import column_options, data_file as describe_file, load_split
         from taskforge.evaluation import evaluate_examples
@@ -100,10 +102,16 @@ class Predictor:
         examples = load_split(self.task, file, options, max_samples)
         self.task.check_labels(examples, self.labels, file)
         features = self.task.preprocess(examples, self.tokenizer, self.max_length, self.labels, training=False)
-        metrics, _ = evaluate_examples(
+        metrics, predictions = evaluate_examples(
             self.task, self.model, examples, features, self.labels, self.task.collator(self.tokenizer),
             batch_size, autocast_dtype=self.autocast_dtype,
         )
+        if predictions_dir is not None:
+            written = self.task.write_predictions(Path(predictions_dir), predictions, examples, self.labels)
+            if written:
+                logger.info("wrote %s", ", ".join(str(path) for path in written))
+            else:
+                logger.warning("task %r writes no prediction files, so --predictions-dir stays empty", self.task.name)
         return metrics
 
 

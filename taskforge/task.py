@@ -20,6 +20,8 @@ same way, and calls the members below in this order:
 7. After a forward pass over evaluation features, ``postprocess`` turns the model outputs named in
    ``output_names`` into one prediction per example, ``compute_metrics`` scores them, and
    ``format_prediction`` turns a prediction into the JSON object that ``taskforge predict`` writes.
+   ``write_predictions`` may save the predictions of the final evaluation as files of the task's
+   own format, such as SQuAD's ``predictions.json``.
 
 Module-level imports of a plugin must stay light: listing tasks imports every plugin, and must not
 import torch, transformers or datasets. Import them inside the methods that need them.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -150,7 +153,7 @@ class Task(abc.ABC):
     """Recommended hyper-parameters."""
 
     distillation_level: ClassVar[str] = "example"
-    """What ``distillation_logits`` returns distributions over: ``"example"`` for one distribution
+    """Unit of the distributions ``distillation_logits`` returns: ``"example"`` for one distribution
     per feature over the classes, ``"token"`` for one per token or position. A teacher whose
     tokenizer differs from the student's can only teach ``"example"`` tasks, where both models see
     the same raw text and give one distribution per example."""
@@ -320,6 +323,17 @@ class Task(abc.ABC):
     def format_prediction(self, prediction: Any, labels: LabelSet | None) -> dict[str, Any]:
         """Return the JSON-serialisable object that stands for one prediction."""
         return {"prediction": prediction}
+
+    def write_predictions(
+        self, directory: Path, predictions: Sequence[Any], examples: datasets.Dataset, labels: LabelSet | None
+    ) -> list[Path]:
+        """Write the predictions of an evaluation into ``directory`` in the task's own file format.
+
+        Called after the final evaluation of a run (``directory`` is the output directory for the
+        validation set, its ``test`` folder for the test set) and by ``taskforge evaluate
+        --predictions-dir``. Returns the paths written; the default writes nothing.
+        """
+        return []
 
 
 def _config_error(message: str) -> Exception:

@@ -191,8 +191,16 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             },
             "validation": _without_bookkeeping(result.final_evaluation),
         }
+        validation_predictions = result.final_predictions
+        if validation_predictions is None and result.evaluations:
+            # The saved model's evaluation ran before a resume, so its predictions are made again.
+            _, validation_predictions = evaluate_examples(
+                task, model, validation_examples, validation_features, labels, collator, config.eval_batch_size,
+                accelerator,
+            )
+        test_predictions = None
         if test_features is not None:
-            test_metrics, _ = evaluate_examples(
+            test_metrics, test_predictions = evaluate_examples(
                 task, model, test_examples, test_features, labels, collator, config.eval_batch_size, accelerator
             )
             metrics_log.write({"step": result.global_step, "split": "test", **test_metrics})
@@ -206,6 +214,13 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             tokenizer.save_pretrained(staging)
             outputs.write_json(staging / outputs.METRICS_FILE, final_metrics)
             outputs.write_model_card(staging / "README.md", run_record, final_metrics)
+            written = []
+            if validation_predictions is not None:
+                written += task.write_predictions(staging, validation_predictions, validation_examples, labels)
+            if test_predictions is not None:
+                written += task.write_predictions(staging / "test", test_predictions, test_examples, labels)
+            if written:
+                logger.info("wrote %s", ", ".join(str(path.relative_to(staging)) for path in written))
             if setup is not None:
                 distillation.remove_cache(staging)
     accelerator.wait_for_everyone()

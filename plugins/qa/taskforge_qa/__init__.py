@@ -4,7 +4,8 @@ The ``qa`` task reads SQuAD JSON or flat files of questions, contexts and answer
 contexts into overlapping windows, and predicts the answer span from start and end logits, scored
 with the official SQuAD v1.1 or v2.0 metric. With no data flags, it trains on an embedded sample of
 60 questions. :func:`write_predictions` writes ``predictions.json`` and ``nbest_predictions.json``
-from the predictions that ``QuestionAnsweringTask.postprocess`` returns.
+from the predictions that ``QuestionAnsweringTask.postprocess`` returns; fine-tuning and
+``taskforge evaluate --predictions-dir`` call it through ``Task.write_predictions``.
 """
 
 from __future__ import annotations

@@ -188,6 +188,15 @@ class QuestionAnsweringTask(Task):
             "score": round(float(prediction["score"]), 6),
         }
 
+    def write_predictions(
+        self, directory: Path, predictions: Sequence[dict[str, Any]], examples: datasets.Dataset,
+        labels: LabelSet | None,
+    ) -> list[Path]:
+        """Write ``predictions.json`` and ``nbest_predictions.json`` (and ``null_odds.json`` for SQuAD v2.0)."""
+        from taskforge_qa.postprocess import write_predictions
+
+        return write_predictions(directory, predictions, self.options.version_2_with_negative)
+
     def decode_options(self) -> Any:
         """Return the span-search settings of the current options."""
         from taskforge_qa.postprocess import DecodeOptions

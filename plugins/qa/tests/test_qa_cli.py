@@ -108,6 +108,45 @@ def test_evaluate_cli(trained_qa, toy_squad_dir):
     assert set(json.loads(result.stdout)) == {"exact_match", "f1"}
 
 
+def test_finetune_writes_prediction_files(trained_qa, toy_squad_dir):
+    output_dir = trained_qa[0]
+    answers = json.loads((output_dir / "predictions.json").read_text())
+    nbest = json.loads((output_dir / "nbest_predictions.json").read_text())
+    validation = json.loads((toy_squad_dir / "validation.json").read_text())
+    ids = [qa["id"] for article in validation["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+
+    assert sorted(answers) == sorted(ids)
+    assert sorted(nbest) == sorted(ids)
+    # The file agrees with the saved metrics: exact match is the share of answers equal to a gold answer.
+    gold = {qa["id"]: {a["text"] for a in qa["answers"]}
+            for article in validation["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    exact = 100 * sum(answers[i] in gold[i] for i in ids) / len(ids)
+    assert exact == pytest.approx(json.loads((output_dir / "metrics.json").read_text())["validation"]["exact_match"])
+    assert not (output_dir / "null_odds.json").exists()
+
+
+def test_evaluate_cli_writes_predictions(trained_qa, toy_squad_dir, tmp_path):
+    result = invoke_cli("evaluate", "--model-dir", trained_qa[0], "--precision", "fp32",
+                        "--data-file", toy_squad_dir / "validation.json", "--predictions-dir", tmp_path / "preds",
+                        "--n-best-size", "2")
+
+    assert result.exit_code == 0, result.stderr
+    nbest = json.loads((tmp_path / "preds" / "nbest_predictions.json").read_text())
+    assert nbest
+    assert all(len(candidates) <= 2 for candidates in nbest.values())
+    assert (tmp_path / "preds" / "predictions.json").is_file()
+
+
+def test_evaluate_cli_rejects_unknown_option(trained_qa, toy_squad_dir):
+    result = invoke_cli("evaluate", "--model-dir", trained_qa[0], "--data-file", toy_squad_dir / "validation.json",
+                        "--n-best", "2")
+
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert "--n-best" in line
+    assert "--n-best-size" in line
+
+
 # -- the saved model outside taskforge ------------------------------------------------------------
 
 
