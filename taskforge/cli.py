@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
@@ -234,9 +235,10 @@ loss, plus --hidden-weight times a hidden-state loss. Other options are those of
 # -- evaluate ------------------------------------------------------------------------------------
 
 
-@app.command("evaluate")
+@app.command("evaluate", context_settings=_EXTRA_FLAGS)
 @_handle_errors
 def evaluate_command(
+    ctx: typer.Context,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Directory written by taskforge finetune.")],
     data_file: Annotated[Path, typer.Option("--data-file", "--test-file", "--validation-file",
                                             help="Labelled data: CSV, TSV, JSON, JSONL or Parquet.")],
@@ -250,13 +252,19 @@ def evaluate_command(
     drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Skip invalid rows and count them, instead of failing.")] = False,
     precision: Annotated[Precision, typer.Option(help="Numeric precision.")] = "auto",
     output_file: Annotated[Optional[Path], typer.Option(help="Also write the metrics to this JSON file.")] = None,
+    predictions_dir: Annotated[Optional[Path], typer.Option(
+        help="Also write the task's prediction files here, such as predictions.json for qa.")] = None,
 ) -> None:
-    """Evaluate a fine-tuned model on a labelled data file and print its metrics as JSON."""
+    """Evaluate a fine-tuned model on a labelled data file and print its metrics as JSON.
+
+    Other flags set the task's own options, such as --n-best-size 5 for qa.
+    """
     from taskforge.api import load
 
-    predictor = load(model_dir, precision=precision)
+    task_options = parse_extra_flags(list(ctx.args))
+    predictor = load(model_dir, precision=precision, task_options=task_options)
     metrics = predictor.evaluate(data_file, batch_size=batch_size, header=header, max_samples=max_samples,
-                                 drop_invalid=drop_invalid,
+                                 drop_invalid=drop_invalid, predictions_dir=predictions_dir,
                                  text_column=text_column, text_pair_column=text_pair_column, label_column=label_column)
     text = json.dumps(metrics, indent=2, default=_json_default)
     if output_file is not None:
@@ -305,6 +313,7 @@ def predict_command(
         raise typer.BadParameter("pass texts as arguments, --input-file, or the input's fields as flags", param_hint="TEXTS")
     if given > 1:
         raise typer.BadParameter("pass only one of: texts as arguments, --input-file, input fields as flags", param_hint="TEXTS")
+    started = time.perf_counter()
     if fields:
         records = [{**fields, **prediction} for prediction in predictor.predict([fields], batch_size)]
     elif input_file is not None:
@@ -313,6 +322,9 @@ def predict_command(
     else:
         assert texts is not None
         records = [{"text": text, **prediction} for text, prediction in zip(texts, predictor.predict(texts, batch_size))]
+    seconds = time.perf_counter() - started
+    logger.info("predicted %d inputs in %.2f s (%.1f inputs/s)", len(records), seconds,
+                len(records) / seconds if seconds > 0 else 0.0)
     lines = "".join(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n" for record in records)
     if output_file is not None:
         _write_atomic(output_file, lines)

@@ -75,8 +75,8 @@ def hidden_loss(
 ) -> torch.Tensor:
     """Return the mean distance between paired hidden states over the attended tokens.
 
-    Without ``projection`` the distance is the cosine distance ``1 - cos(s, t)`` of each token;
-    with it, the mean squared error between ``projection(s)`` and ``t`` over the hidden units.
+    Without ``projection`` the distance is the cosine distance ``1 - cos(s, t)`` of each token.
+    With it, the distance is the mean squared error between ``projection(s)`` and ``t`` over the hidden units.
     The result averages tokens first, then layer pairs.
     """
     mask = attention_mask.to(torch.float32)
@@ -158,8 +158,8 @@ class Teacher:
 def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher:
     """Load the teacher with its trained head, and align its labels with those of the training data.
 
-    The teacher's label names must be the data's label names (or its saved raw values the data's
-    raw values); the run then uses the teacher's label ids, so that the two models' classes line up.
+    The teacher's label names must equal the data's label names, or its saved raw values the data's
+    raw values. The run then uses the teacher's label ids, so that the two models' classes line up.
     """
     import transformers
     from transformers import AutoTokenizer
@@ -208,7 +208,7 @@ def _align_labels(name: str, saved: LabelSet | None, model_config: Any, data_lab
 
 
 def same_tokenizer(first: PreTrainedTokenizerBase, second: PreTrainedTokenizerBase) -> bool:
-    """Whether two tokenizers turn any text into the same ids: same class, vocabulary and pipeline."""
+    """Check whether two tokenizers turn any text into the same ids: same class, vocabulary and pipeline."""
     if type(first) is not type(second) or first.get_vocab() != second.get_vocab():
         return False
     backends = [getattr(tokenizer, "backend_tokenizer", None) for tokenizer in (first, second)]
@@ -220,9 +220,9 @@ def same_tokenizer(first: PreTrainedTokenizerBase, second: PreTrainedTokenizerBa
 def layer_pairs(student_layers: int, teacher_layers: int, cut_from: Sequence[int] | None) -> list[tuple[int, int]]:
     """Pair hidden-state indices (0 is the embeddings, ``i`` the output of layer ``i - 1``) of student and teacher.
 
-    A student cut from the teacher pairs each layer with the one it was copied from; another
-    student pairs layer ``j`` with teacher layer ``round(j * teacher_layers / student_layers)``, so
-    that the last layers meet.
+    A student cut from the teacher pairs each layer with the one it was copied from. Another student
+    pairs layer ``j`` with teacher layer ``round(j * teacher_layers / student_layers)``, so that the
+    last layers meet.
     """
     pairs = [(0, 0)]
     for j in range(1, student_layers + 1):
@@ -368,7 +368,7 @@ class DistillCollator:
 
 @dataclasses.dataclass
 class Setup:
-    """What the engine needs to train with a teacher."""
+    """The training module, features, collator and extra columns that the engine needs to train with a teacher."""
 
     module: Distiller
     features: datasets.Dataset
