@@ -156,3 +156,29 @@ def _count_columns(file: DataFile) -> int:
     if not first_row:
         raise DataError(f"{file.display_name} is empty; pass a file with data")
     return len(first_row)
+
+
+def map_fingerprint(examples: datasets.Dataset, tokenizer: Any, function: Any, *settings: Any) -> str | None:
+    """Return a fingerprint for ``examples.map(function)``, or None to let datasets compute its own.
+
+    datasets fingerprints a transform by pickling the function with everything it refers to, which
+    for a fast tokenizer takes about a third of a second per call. This digest covers the same
+    inputs at a fraction of the cost: the examples' fingerprint, the function's code, the
+    tokenizer's serialised pipeline and vocabulary, and ``settings``, which must be
+    JSON-serialisable. Tokenizers without a serialised pipeline (slow tokenizers) return None.
+    """
+    import hashlib
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    code = function.__code__
+    digest = hashlib.sha256()
+    digest.update(examples._fingerprint.encode())
+    digest.update(code.co_code)
+    digest.update(repr(code.co_consts).encode())
+    digest.update(type(tokenizer).__name__.encode())
+    digest.update(backend.to_str().encode())
+    digest.update(json.dumps([tokenizer.padding_side, tokenizer.truncation_side, *settings], default=str).encode())
+    return digest.hexdigest()[:16]

@@ -224,3 +224,27 @@ def test_split_too_small_rejected():
 
     assert "--validation-file" in str(caught.value)
     assert "--validation-split" in str(caught.value)
+
+
+def test_map_fingerprint_tracks_every_input(tokenizer):
+    import datasets
+
+    from taskforge.data import map_fingerprint
+
+    examples = datasets.Dataset.from_dict({"text": ["a b", "c"]})
+    other_examples = datasets.Dataset.from_dict({"text": ["a b", "d"]})
+
+    def tokenize(batch):
+        return tokenizer(batch["text"])
+
+    def tokenize_truncated(batch):
+        return tokenizer(batch["text"], truncation=True)
+
+    first = map_fingerprint(examples, tokenizer, tokenize, 128)
+
+    assert first == map_fingerprint(examples, tokenizer, tokenize, 128)
+    assert first != map_fingerprint(examples, tokenizer, tokenize, 64)
+    assert first != map_fingerprint(other_examples, tokenizer, tokenize, 128)
+    assert first != map_fingerprint(examples, tokenizer, tokenize_truncated, 128)
+    changed = tokenizer.__class__.from_pretrained(tokenizer.name_or_path, do_lower_case=False)
+    assert first != map_fingerprint(examples, changed, tokenize, 128)

@@ -160,8 +160,12 @@ class ClassificationTask(Task):
                 encoded["labels"] = [lookup[value] for value in batch["label"]]
             return encoded
 
+        from taskforge.data import map_fingerprint
+
+        fingerprint = map_fingerprint(examples, tokenizer, tokenize, max_length, has_pair, has_labels,
+                                      sorted(lookup.items()))
         return examples.map(tokenize, batched=True, remove_columns=examples.column_names,
-                            desc="tokenizing" if training else None)
+                            desc="tokenizing" if training else None, new_fingerprint=fingerprint)
 
     # -- outputs ---------------------------------------------------------------------------------
 
