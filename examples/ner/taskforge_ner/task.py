@@ -51,6 +51,8 @@ class NerTask(Task):
     defaults: ClassVar[TaskDefaults] = TaskDefaults(learning_rate=1e-4, epochs=3, batch_size=32, max_length=128)
     file_formats: ClassVar[Mapping[str, str]] = {".txt": "conll", ".conll": "conll"}
     options_class: ClassVar[type] = NerOptions
+    # Tags are distilled per labelled token (the default distillation_logits), which needs the teacher's tokens.
+    distillation_level: ClassVar[str] = "token"
 
     #: Columns of JSON, JSON Lines and Parquet files, as Hugging Face token-classification sets name them.
     default_tokens_field: ClassVar[str] = "tokens"

@@ -71,6 +71,8 @@ class QuestionAnsweringTask(Task):
     )
     options_class: ClassVar[type | None] = QuestionAnsweringOptions
     options: QuestionAnsweringOptions
+    # Start and end positions are distilled per window position, which needs the teacher's tokens.
+    distillation_level: ClassVar[str] = "token"
 
     def validate_config(self, config: Any) -> list[str]:
         from taskforge_qa.windows import BERT_PAIR_SPECIAL_TOKENS, window_room_problem
@@ -131,8 +133,6 @@ class QuestionAnsweringTask(Task):
         from taskforge_qa.windows import WindowCollator
 
         return WindowCollator(tokenizer)
-
-    distillation_level: ClassVar[str] = "token"
 
     def distillation_logits(
         self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
