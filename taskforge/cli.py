@@ -216,20 +216,18 @@ def _build_finetune_command(cls: type[FinetuneConfig], docstring: str) -> Callab
 
 
 _EXTRA_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-app.command("finetune", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command(FinetuneConfig, """\
-Fine-tune a model on a task, evaluate it and save it.
-
-Options resolve in this order: flag, --config file, the task's defaults, the defaults shown.
-A task's own options (see 'taskforge tasks NAME') are passed as flags too.
-""")))
-app.command("distill", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command(DistillConfig, """\
-Train a smaller student on a task from a teacher's outputs and the labels, and save it.
-
-The teacher is usually a model written by 'taskforge finetune'. The student is a model of its own
-(--student), or cut from the teacher's embeddings, head and some of its layers (--student-layers 3,
-or --student-layers 0,2,4). The loss is alpha * T^2 * KL(teacher || student) + (1 - alpha) * task
-loss, plus --hidden-weight times a hidden-state loss. Other options are those of 'finetune'.
-""")))
+app.command("finetune", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command(FinetuneConfig, (
+    "Fine-tune a model on a task, evaluate it and save it.\n\n"
+    "Options resolve in this order: flag, --config file, the task's defaults, the defaults shown. "
+    "A task's own options (see 'taskforge tasks NAME') are passed as flags too."
+))))
+app.command("distill", context_settings=_EXTRA_FLAGS)(_handle_errors(_build_finetune_command(DistillConfig, (
+    "Train a smaller student on a task from a teacher's outputs and the labels, and save it.\n\n"
+    "The teacher is usually a model written by 'taskforge finetune'. The student is a model of its own "
+    "(--student), or cut from the teacher's embeddings, head and some of its layers (--student-layers 3, "
+    "or --student-layers 0,2,4). The loss is alpha * T^2 * KL(teacher || student) + (1 - alpha) * task "
+    "loss, plus --hidden-weight times a hidden-state loss. Other options are those of 'finetune'."
+))))
 
 
 # -- evaluate ------------------------------------------------------------------------------------

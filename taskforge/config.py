@@ -177,12 +177,12 @@ def parse_student_layers(value: str, teacher_layers: int | None) -> list[int]:
         raise ConfigError(f"--student-layers {value!r} names no layers; pass for example 3 or 0,2,4")
     if not is_list:
         count = numbers[0]
-        limit = teacher_layers if teacher_layers is not None else count
-        if not 1 <= count <= max(limit, 1):
-            raise ConfigError(f"--student-layers {count} must be between 1 and the teacher's {limit} layers "
-                              f"(a single layer index is written [{count}])")
+        if count < 1:
+            raise ConfigError(f"--student-layers {count} must be at least 1 (a single layer index is written [{count}])")
         if teacher_layers is None:
             return [count]
+        if count > teacher_layers:
+            raise ConfigError(f"--student-layers {count} must be between 1 and the teacher's {teacher_layers} layers")
         if count == 1:
             return [0]
         return [round(i * (teacher_layers - 1) / (count - 1)) for i in range(count)]
@@ -239,6 +239,8 @@ def read_config_file(path: str | os.PathLike[str], cls: type[FinetuneConfig] | N
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if not close and name in {f.name for f in dataclasses.fields(DistillConfig)} | {"student"}:
+                hint = " (an option of 'taskforge distill')"
             unknown.append(f"{key!r}{hint}")
             continue
         result[name] = value

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from taskforge.config import parse_student_layers
-from taskforge.errors import ConfigError, ModelNotFoundError, PluginError
+from taskforge.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     import datasets
@@ -167,10 +167,7 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
     from taskforge.models import resolve_model
     from taskforge.predictor import saved_label_set
 
-    try:
-        path = resolve_model(name)
-    except ModelNotFoundError as error:
-        raise ModelNotFoundError(f"--teacher: {error}") from error
+    path = resolve_model(name, "--teacher")
     auto_class = getattr(transformers, task.model_class)
     model, info = auto_class.from_pretrained(path, output_loading_info=True)
     fresh = [key for key in info.get("missing_keys", []) if "position_ids" not in key]
@@ -468,7 +465,8 @@ def _load_or_compute_cache(task: Task, teacher: Teacher, features: datasets.Data
 
     from taskforge.evaluation import predict_outputs
 
-    key = {"teacher": teacher.path, "features": _fingerprint(features), "precision": accelerator.mixed_precision,
+    key = {"teacher": teacher.path, "teacher_weights": _weights_digest(teacher.path),
+           "features": _fingerprint(features), "precision": accelerator.mixed_precision,
            "outputs": list(task.output_names)}
     with accelerator.main_process_first():
         if _cache_matches(folder, key):
@@ -505,6 +503,19 @@ def _cache_matches(folder: Path, key: dict[str, Any]) -> bool:
     except (OSError, ValueError):
         return False
     return saved == key
+
+
+def _weights_digest(path: str) -> str:
+    """Return a SHA-256 over the teacher's weight files, so that a teacher replaced in place is noticed."""
+    digest = hashlib.sha256()
+    folder = Path(path)
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) if folder.is_dir() else []
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _fingerprint(features: datasets.Dataset) -> str:

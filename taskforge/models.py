@@ -21,11 +21,11 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", 
                    "tokenizer.model")
 
 
-def resolve_model(name: str) -> str:
+def resolve_model(name: str, flag: str = "--model") -> str:
     """Return a local directory or hub id for ``name``, checking that the model can be loaded.
 
     A hub id is checked by loading its configuration, which needs the network unless the model is
-    in the local Hugging Face cache.
+    in the local Hugging Face cache. ``flag`` names the option the value came from in messages.
     """
     if name in PACKAGED_MODELS:
         module_name, distribution, folder = PACKAGED_MODELS[name]
@@ -52,9 +52,9 @@ def resolve_model(name: str) -> str:
             )
         return str(path.resolve())
     if path.exists():
-        raise ModelNotFoundError(f"--model {name!r} is a file, not a model directory; pass the directory that contains config.json")
+        raise ModelNotFoundError(f"{flag} {name!r} is a file, not a model directory; pass the directory that contains config.json")
     if name.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"model directory {name!r} not found; check the --model path")
+        raise ModelNotFoundError(f"model directory {name!r} not found; check the {flag} path")
 
     from transformers import AutoConfig
 
@@ -65,7 +65,7 @@ def resolve_model(name: str) -> str:
         short_names = ", ".join(PACKAGED_MODELS)
         raise ModelNotFoundError(
             f"model {name!r} is not a local directory and could not be loaded from the Hugging Face hub "
-            f"({reason}); pass --model with a local model directory or a packaged model ({short_names}), "
+            f"({reason}); pass {flag} with a local model directory or a packaged model ({short_names}), "
             f"or connect to the network"
         ) from error
     return name

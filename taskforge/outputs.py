@@ -131,9 +131,13 @@ def write_model_card(path: Path, run: dict[str, Any], metrics: dict[str, Any]) -
     if distillation:
         student = (f"teacher layers {', '.join(map(str, distillation['student_layers']))}"
                    if distillation["student_layers"] else f"`{run['base_model']}`")
-        lines.append(f"- Distilled from the teacher `{distillation['teacher']}` into a student made of {student}: "
-                     f"alpha {distillation['alpha']}, temperature {distillation['temperature']}, "
-                     f"hidden-state loss weight {distillation['hidden_weight']}")
+        if distillation["alpha"] == 0 and distillation["hidden_weight"] == 0:
+            lines.append(f"- Student made of {student} from `{distillation['teacher']}`, trained on the labels alone "
+                         f"(alpha 0, no distillation loss)")
+        else:
+            lines.append(f"- Distilled from the teacher `{distillation['teacher']}` into a student made of {student}: "
+                         f"alpha {distillation['alpha']}, temperature {distillation['temperature']}, "
+                         f"hidden-state loss weight {distillation['hidden_weight']}")
     lines += ["", "## Results", "", "| split | metric | value |", "| --- | --- | --- |"]
     for split, values in metrics.items():
         if not isinstance(values, dict):

@@ -46,8 +46,8 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     distilling = isinstance(config, DistillConfig)
     if distilling:
         assert config.teacher is not None
-        teacher_path = resolve_model(config.teacher)
-    model_path = resolve_model(config.model) if config.model is not None else None
+        teacher_path = resolve_model(config.teacher, "--teacher")
+    model_path = resolve_model(config.model, "--student" if distilling else "--model") if config.model is not None else None
 
     # Data, validated in full before the model is loaded.
     columns = column_options(config)
