@@ -48,11 +48,18 @@ def finetune(config: FinetuneConfig | None = None, *, config_file: str | os.Path
         result = taskforge.finetune(task="sentiment", train_file="train.csv", epochs=1)
         print(result.metrics["validation"]["accuracy"], result.output_dir)
     """
+    if isinstance(config, DistillConfig):
+        raise ConfigError("taskforge.finetune got a DistillConfig; pass it to taskforge.distill")
+    if config is not None and not isinstance(config, FinetuneConfig):
+        raise ConfigError(f"config must be a FinetuneConfig, got {type(config).__name__}; pass options as keyword "
+                          f"arguments or config_file=PATH")
     known = {field.name for field in dataclasses.fields(FinetuneConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if not close and unknown[0] in {field.name for field in dataclasses.fields(DistillConfig)}:
+            hint = "; it is an option of taskforge.distill"
         raise ConfigError(f"unknown option {unknown[0]!r} passed to taskforge.finetune{hint}")
     explicit = dict(options)
     if config is not None:
@@ -77,11 +84,16 @@ def distill(config: DistillConfig | None = None, *, config_file: str | os.PathLi
         teacher = taskforge.finetune(task="sentiment", train_file="train.csv").output_dir
         result = taskforge.distill(task="sentiment", teacher=teacher, student_layers=3, train_file="train.csv")
     """
+    if config is not None and not isinstance(config, DistillConfig):
+        raise ConfigError(f"config must be a DistillConfig, got {type(config).__name__}; pass options as keyword "
+                          f"arguments or config_file=PATH")
     known = {field.name for field in dataclasses.fields(DistillConfig)} - {"model"}
     unknown = sorted(set(options) - known)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(known | {"student", "student_layers"}), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if unknown[0] == "model":
+            hint = "; the model to train is called student here"
         raise ConfigError(f"unknown option {unknown[0]!r} passed to taskforge.distill{hint}")
     explicit = dict(options)
     if student is not None:

@@ -145,6 +145,11 @@ def _reject_misspelled_flags(extra: dict[str, Any], cls: type[FinetuneConfig] = 
     from taskforge.errors import ConfigError
 
     names = [flag_name(field).replace("-", "_") for field in dataclasses.fields(cls)] + ["config"]
+    if cls is FinetuneConfig:
+        distill_only = {flag_name(field).replace("-", "_") for field in dataclasses.fields(DistillConfig)} - set(names)
+        for key in extra:
+            if key in distill_only:
+                raise ConfigError(f"--{key.replace('_', '-')} is an option of 'taskforge distill', not of 'finetune'")
     for key in extra:
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
         if close:
@@ -259,6 +264,10 @@ def evaluate_command(
     """
     from taskforge.api import load
 
+    from taskforge.errors import ConfigError
+
+    if predictions_dir is not None and predictions_dir.exists() and not predictions_dir.is_dir():
+        raise ConfigError(f"--predictions-dir {str(predictions_dir)!r} is a file; pass a directory path")
     task_options = parse_extra_flags(list(ctx.args))
     predictor = load(model_dir, precision=precision, task_options=task_options)
     metrics = predictor.evaluate(data_file, batch_size=batch_size, header=header, max_samples=max_samples,

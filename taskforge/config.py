@@ -12,6 +12,7 @@ import difflib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -147,6 +148,10 @@ class DistillConfig(FinetuneConfig):
         return self.alpha > 0 or self.hidden_weight > 0
 
 
+# Range of --temperature; common values are 1 to 10.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 100.0
+
+
 def config_class(values: Mapping[str, Any]) -> type[FinetuneConfig]:
     """Return the configuration class for a mapping of options: DistillConfig when a teacher is set."""
     return DistillConfig if values.get("teacher") is not None else FinetuneConfig
@@ -166,15 +171,16 @@ def parse_student_layers(value: str, teacher_layers: int | None) -> list[int]:
     Without ``teacher_layers``, only the form is checked and a count comes back as ``[count]``.
     """
     raw = str(value).strip()
-    text = raw.strip("[]()")
-    is_list = "," in text or raw.startswith(("[", "("))
-    try:
-        numbers = [int(part.strip()) for part in text.split(",") if part.strip() or not is_list]
-    except ValueError:
-        raise ConfigError(f"--student-layers {value!r} is not a number of layers or a comma-separated list of "
-                          f"layer indices; pass for example 3 or 0,2,4") from None
-    if not numbers:
+    bracketed = raw.startswith(("[", "(")) and raw.endswith(("]", ")"))
+    text = raw[1:-1].strip() if bracketed else raw
+    if bracketed and text == "":
         raise ConfigError(f"--student-layers {value!r} names no layers; pass for example 3 or 0,2,4")
+    # ASCII digits only: int() would also take "1_0" and non-Latin digits.
+    if not re.fullmatch(r"[0-9]+(\s*,\s*[0-9]+)*\s*,?", text):
+        raise ConfigError(f"--student-layers {value!r} is not a number of layers or a comma-separated list of "
+                          f"layer indices; pass for example 3 or 0,2,4")
+    is_list = bracketed or "," in text
+    numbers = [int(part) for part in text.split(",") if part.strip()]
     if not is_list:
         count = numbers[0]
         if count < 1:
@@ -236,6 +242,9 @@ def read_config_file(path: str | os.PathLike[str], cls: type[FinetuneConfig] | N
     for key, value in values.items():
         name = str(key).replace("-", "_")
         name = aliases.get(name, name)
+        if name in result:
+            raise ConfigError(f"config file {str(path)!r} sets {name!r} twice (as {key!r} and under another "
+                              f"spelling); keep one")
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -397,8 +406,10 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
 
 def _distill_problems(config: DistillConfig) -> list[str]:
     problems = []
-    if config.teacher is None:
+    if config.teacher is None or not str(config.teacher).strip():
         problems.append("no teacher given; pass --teacher with a model directory fine-tuned by 'taskforge finetune'")
+    elif config.output_dir is not None and Path(config.output_dir).resolve() == Path(config.teacher).resolve():
+        problems.append(f"--output-dir {config.output_dir!r} is the teacher's directory; choose another output directory")
     if config.model is None and config.student_layers is None:
         problems.append("no student given; pass --student DIR_OR_ID, or --student-layers N to cut one from the teacher")
     if config.model is not None and config.student_layers is not None:
@@ -415,6 +426,10 @@ def _distill_problems(config: DistillConfig) -> list[str]:
             problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     if math.isfinite(config.temperature) and config.temperature <= 0:
         problems.append(f"--temperature must be greater than 0, got {config.temperature}")
+    elif math.isfinite(config.temperature) and not MIN_TEMPERATURE <= config.temperature <= MAX_TEMPERATURE:
+        # Outside this range the softened distributions are one-hot or uniform in float32, so the soft
+        # loss and its gradient are 0, or T^2 overflows.
+        problems.append(f"--temperature must be between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, got {config.temperature}")
     if math.isfinite(config.alpha) and not 0 <= config.alpha <= 1:
         problems.append(f"--alpha must be between 0 and 1, got {config.alpha}")
     if math.isfinite(config.hidden_weight) and config.hidden_weight < 0:

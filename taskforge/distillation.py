@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from taskforge.config import parse_student_layers
-from taskforge.errors import ConfigError, PluginError
+from taskforge.errors import ConfigError, ModelNotFoundError, PluginError
 
 if TYPE_CHECKING:
     import datasets
@@ -169,7 +169,13 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
 
     path = resolve_model(name, "--teacher")
     auto_class = getattr(transformers, task.model_class)
-    model, info = auto_class.from_pretrained(path, output_loading_info=True)
+    try:
+        model, info = auto_class.from_pretrained(path, output_loading_info=True)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as error:  # the loaders raise OSError, ValueError or safetensors errors for damaged folders
+        reason = " ".join(str(error).split())[:300]
+        raise ModelNotFoundError(f"--teacher {name!r} could not be loaded as a {task.model_class} ({reason}); "
+                                 f"pass a complete model directory saved by 'taskforge finetune'") from error
     fresh = [key for key in info.get("missing_keys", []) if "position_ids" not in key]
     if fresh:
         raise ConfigError(
@@ -178,7 +184,6 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
         )
     model.eval()
     model.requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     labels = _align_labels(name, saved_label_set(model.config), model.config, data_labels)
     return Teacher(model=model, tokenizer=tokenizer, path=path, labels=labels)
 
@@ -197,11 +202,31 @@ def _align_labels(name: str, saved: LabelSet | None, model_config: Any, data_lab
         return LabelSet(names=saved.names, values=tuple(by_name[label] for label in saved.names))
     if set(saved.values) == set(data_labels.values):
         return saved
+    if len(saved.names) != len(data_labels.names):
+        fix = (f"the teacher has {len(saved.names)} labels and the data {len(data_labels.names)}, so distil on data "
+               f"with the teacher's labels or pass a teacher trained on these labels")
+    else:
+        fix = "the labels must match by name, so pass --label-names to name the data's labels as the teacher does"
     raise ConfigError(
         f"the teacher {name!r} has labels {{{', '.join(saved.names)}}} but the training data has "
-        f"{{{', '.join(data_labels.names)}}}; the labels must match by name (pass --label-names to name the data's "
-        f"labels as the teacher does)"
+        f"{{{', '.join(data_labels.names)}}}; {fix}"
     )
+
+
+def warn_about_columns(teacher: Teacher, config: DistillConfig) -> None:
+    """Warn when the teacher was trained on text pairs and this run gives it single texts, or the reverse."""
+    run_file = Path(teacher.path) / "taskforge_run.json"
+    try:
+        teacher_config = json.loads(run_file.read_text(encoding="utf-8")).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    trained_on_pairs = teacher_config.get("text_pair_column") is not None
+    if trained_on_pairs and config.text_pair_column is None:
+        logger.warning("the teacher was trained on text pairs (--text-pair-column %s) but this run gives it single "
+                       "texts; pass --text-pair-column too", teacher_config["text_pair_column"])
+    elif not trained_on_pairs and config.text_pair_column is not None:
+        logger.warning("the teacher was trained on single texts but this run gives it text pairs (--text-pair-column %s)",
+                       config.text_pair_column)
 
 
 def same_tokenizer(first: PreTrainedTokenizerBase, second: PreTrainedTokenizerBase) -> bool:
@@ -210,7 +235,14 @@ def same_tokenizer(first: PreTrainedTokenizerBase, second: PreTrainedTokenizerBa
         return False
     backends = [getattr(tokenizer, "backend_tokenizer", None) for tokenizer in (first, second)]
     if all(backend is not None for backend in backends):
-        return backends[0].to_str() == backends[1].to_str()
+        # Truncation and padding are settings of the last call, not of the tokenizer itself.
+        pipelines = []
+        for backend in backends:
+            pipeline = json.loads(backend.to_str())
+            pipeline.pop("truncation", None)
+            pipeline.pop("padding", None)
+            pipelines.append(pipeline)
+        return pipelines[0] == pipelines[1]
     return first.init_kwargs.get("do_lower_case") == second.init_kwargs.get("do_lower_case")
 
 
@@ -403,6 +435,10 @@ def prepare(
                               "tokenizer differs. Pass --hidden-weight 0, or a student with the teacher's tokenizer")
         logger.info("the teacher's tokenizer differs from the student's: the teacher tokenizes the same texts itself")
 
+    teacher_positions = _max_positions(teacher.model.config)
+    if shared and config.teacher_needed and max_length > teacher_positions:
+        raise ConfigError(f"--max-length {max_length} is above the {teacher_positions} positions the teacher supports; "
+                          f"pass at most {teacher_positions}")
     teacher.model.to(accelerator.device)
     # With cached outputs the training loop never calls the teacher.
     runs_teacher = config.teacher_needed and not config.cache_teacher
@@ -469,9 +505,8 @@ def _load_or_compute_cache(task: Task, teacher: Teacher, features: datasets.Data
            "features": _fingerprint(features), "precision": accelerator.mixed_precision,
            "outputs": list(task.output_names)}
     with accelerator.main_process_first():
-        if _cache_matches(folder, key):
-            logger.info("reusing the teacher outputs in %s", folder)
-        elif accelerator.is_main_process:
+        cache = _read_cache(folder, key, len(features))
+        if cache is None and accelerator.is_main_process:
             dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision)
             logger.info("computing the teacher's outputs for %d training features (--cache-teacher)", len(features))
             outputs = predict_outputs(teacher.model, features, collator, config.eval_batch_size, task.output_names,
@@ -483,18 +518,44 @@ def _load_or_compute_cache(task: Task, teacher: Teacher, features: datasets.Data
                     columns[TEACHER_OUTPUT_PREFIX + name] = [array[i, : lengths[i]] for i in range(len(lengths))]
                 else:
                     columns[TEACHER_OUTPUT_PREFIX + name] = list(array)
-            if folder.exists():
-                shutil.rmtree(folder)
             temporary = folder.with_name(folder.name + ".tmp")
-            if temporary.exists():
-                shutil.rmtree(temporary)
+            _remove(temporary)
             hf_datasets.Dataset.from_dict(columns).save_to_disk(str(temporary))
             (temporary / "taskforge_teacher.json").write_text(json.dumps(key), encoding="utf-8")
+            _remove(folder)
             temporary.rename(folder)
-        cache = hf_datasets.load_from_disk(str(folder))
-    if len(cache) != len(features):
-        raise RuntimeError(f"the teacher outputs in {folder} have {len(cache)} rows for {len(features)} features")
+            cache = _read_cache(folder, key, len(features))
+        elif cache is not None:
+            logger.info("reusing the teacher outputs in %s", folder)
+        if cache is None:
+            raise RuntimeError(f"the teacher outputs in {folder} could not be read after the main process wrote them")
     return cache
+
+
+def _read_cache(folder: Path, key: dict[str, Any], rows: int) -> datasets.Dataset | None:
+    """Return the stored teacher outputs when they match ``key`` and have ``rows`` rows, else None."""
+    import datasets as hf_datasets
+
+    if not folder.is_dir() or not _cache_matches(folder, key):
+        return None
+    try:
+        cache = hf_datasets.load_from_disk(str(folder))
+    except Exception as error:  # a damaged folder is recomputed, whatever the reader raises
+        logger.warning("the stored teacher outputs in %s are unreadable (%s); computing them again", folder,
+                       " ".join(str(error).split())[:200])
+        return None
+    if len(cache) != rows:
+        logger.warning("the stored teacher outputs in %s have %d rows for %d features; computing them again",
+                       folder, len(cache), rows)
+        return None
+    return cache
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def _cache_matches(folder: Path, key: dict[str, Any]) -> bool:

@@ -188,7 +188,7 @@ class Task(abc.ABC):
             names = ", ".join(f"--{key.replace('_', '-')}" for key in values)
             raise _config_error(
                 f"task {self.name!r} has no options of its own, but got {names}; "
-                f"run 'taskforge finetune --help' to list the flags"
+                f"run the command with --help to list its flags"
             )
         configured = copy.copy(self)
         configured.options = dataclasses.replace(

@@ -82,6 +82,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
         # The run takes the teacher's label ids, so that the classes of both models line up.
         teacher = distillation.load_teacher(task, teacher_path, labels)
         labels = teacher.labels
+        distillation.warn_about_columns(teacher, config)
         logger.info("teacher: %s (%s, %d layers)", config.teacher, type(teacher.model).__name__,
                     teacher.model.config.num_hidden_layers)
     if labels is not None:
@@ -108,7 +109,8 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     else:
         assert model_path is not None
         tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = task.build_model(model_path, labels)
+        # A head of another size (a model fine-tuned on other labels) is replaced, as the log says.
+        model = task.build_model(model_path, labels, ignore_mismatched_sizes=True)
         logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                     type(model).__name__)
     max_length = _check_max_length(config.max_length, tokenizer)

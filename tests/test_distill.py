@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,7 +102,9 @@ def test_student_layer_choice():
     assert parse_student_layers("[4]", 6) == [4]
     assert parse_student_layers("4,", 6) == [4]
     for value, message in (("7", "between 1 and the teacher's 6"), ("0", r"written \[0\]"), ("0,6", "layers 0 to 5"),
-                           ("0,0", "twice"), ("two", "not a number"), ("-1,2", "negative"), ("[]", "no layers")):
+                           ("0,0", "twice"), ("two", "not a number"), ("-1,2", "not a number"), ("[]", "no layers"),
+                           ("0,,2", "not a number"), (",0", "not a number"), ("[0", "not a number"),
+                           ("1_0", "not a number"), ("\u0662", "not a number")):
         with pytest.raises(ConfigError, match=message):
             parse_student_layers(value, 6)
 
@@ -394,3 +397,82 @@ def test_distill_under_two_processes(tmp_path, teacher_dir, data_dir):
     # 48 rows, 4 per process and step over 2 processes: 6 steps an epoch.
     assert json.loads((output_dir / "metrics.json").read_text())["train"]["steps"] == 12
     assert any("loss_hidden" in record for record in metric_lines(output_dir))
+
+
+# -- more bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--temperature", "1e-8"), "--temperature must be between 0.1 and 100.0, got 1e-08"),
+        (("--temperature", "1e200"), "--temperature must be between 0.1 and 100.0"),
+        (("--max-length", "120"), "above the 64 positions the teacher supports"),
+    ],
+)
+def test_bad_distill_values(tmp_path, run_cli, data_dir, tokenizer, flags, message):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    teacher = tmp_path / "short-teacher"
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=2,
+                        id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    BertForSequenceClassification(config).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    student = tmp_path / "student-model"
+    config.max_position_embeddings = 128
+    BertForSequenceClassification(config).bert.save_pretrained(student)
+    tokenizer.save_pretrained(student)
+
+    args = distill_args(teacher, data_dir, tmp_path / "out", "--student", str(student), *flags)
+    result = run_cli(*args)
+
+    assert result.exit_code == 1, result.stderr
+    [line] = error_lines(result.stderr)
+    assert message in line
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_damaged_teacher_and_clashing_output(tmp_path, run_cli, teacher_dir, data_dir):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(teacher_dir, damaged)
+    (damaged / "model.safetensors").write_bytes(b"not a safetensors file")
+
+    result = run_cli(*distill_args(damaged, data_dir, tmp_path / "out", "--student-layers", "1"))
+
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert f"--teacher {str(damaged)!r} could not be loaded" in line
+
+    clash = run_cli(*distill_args(teacher_dir, data_dir, teacher_dir, "--student-layers", "1", "--overwrite"))
+    assert clash.exit_code == 1
+    assert "is the teacher's directory" in error_lines(clash.stderr)[0]
+    assert (teacher_dir / "model.safetensors").is_file()
+
+
+def test_distill_options_on_finetune_are_pointed_out(run_cli, tmp_path, data_dir, tiny_bert_dir):
+    result = run_cli("finetune", "--task", "classification", "--model", str(tiny_bert_dir),
+                     "--train-file", str(data_dir / "train.csv"), "--teacher", "x", "--output-dir", str(tmp_path / "o"))
+
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert "--teacher is an option of 'taskforge distill'" in line
+
+
+def test_damaged_teacher_cache_is_recomputed(tmp_path):
+    import datasets
+
+    from taskforge.distillation import _read_cache
+
+    key = {"teacher": "t", "features": "f"}
+    folder = tmp_path / "teacher_outputs"
+    datasets.Dataset.from_dict({"x": [1, 2, 3]}).save_to_disk(str(folder))
+    (folder / "taskforge_teacher.json").write_text(json.dumps(key))
+
+    assert len(_read_cache(folder, key, 3)) == 3
+    assert _read_cache(folder, key, 4) is None
+    assert _read_cache(folder, {**key, "teacher": "other"}, 3) is None
+    for arrow in folder.glob("*.arrow"):
+        arrow.write_bytes(b"truncated")
+    assert _read_cache(folder, key, 3) is None
