@@ -12,8 +12,8 @@ unless listed:
 3. Baseline student: the same command with ``--alpha 0``: the same cut student, rows, epochs and
    learning rate, trained on the labels alone.
 4. Prediction speed (sst2): ``taskforge predict --input-file dev.tsv`` with the teacher and with the
-   distilled student, one after the other, ``--repeats`` times each; the time of the predict call
-   itself is logged by the CLI, and the whole process is timed too.
+   distilled student, one after the other, ``--repeats`` times each. The CLI logs the time of the
+   predict call itself, and the script also times the whole process.
 
 Suites:
 

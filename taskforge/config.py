@@ -415,11 +415,13 @@ def _distill_problems(config: DistillConfig) -> list[str]:
     if config.model is not None and config.student_layers is not None:
         problems.append(f"--student {config.model!r} and --student-layers {config.student_layers!r} are both given; "
                         f"pass only one")
+
     if config.student_layers is not None:
         try:
             parse_student_layers(config.student_layers, teacher_layers=None)
         except ConfigError as error:
             problems.append(str(error))
+
     for name in ("temperature", "alpha", "hidden_weight"):
         value = getattr(config, name)
         if not math.isfinite(value):
@@ -427,13 +429,14 @@ def _distill_problems(config: DistillConfig) -> list[str]:
     if math.isfinite(config.temperature) and config.temperature <= 0:
         problems.append(f"--temperature must be greater than 0, got {config.temperature}")
     elif math.isfinite(config.temperature) and not MIN_TEMPERATURE <= config.temperature <= MAX_TEMPERATURE:
-        # Outside this range the softened distributions are one-hot or uniform in float32, so the soft
-        # loss and its gradient are 0, or T^2 overflows.
+        # Far outside this range the softened distributions become one-hot or uniform in float32, so the
+        # soft loss and its gradient vanish, or T^2 overflows. The bounds leave room around the usual 1 to 10.
         problems.append(f"--temperature must be between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, got {config.temperature}")
     if math.isfinite(config.alpha) and not 0 <= config.alpha <= 1:
         problems.append(f"--alpha must be between 0 and 1, got {config.alpha}")
     if math.isfinite(config.hidden_weight) and config.hidden_weight < 0:
         problems.append(f"--hidden-weight must be 0 or more, got {config.hidden_weight}")
+
     if config.cache_teacher and config.hidden_weight > 0:
         problems.append("--cache-teacher keeps only the teacher's logits, not its hidden states; pass --hidden-weight 0 "
                         "or drop --cache-teacher")

@@ -47,7 +47,9 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     if distilling:
         assert config.teacher is not None
         teacher_path = resolve_model(config.teacher, "--teacher")
-    model_path = resolve_model(config.model, "--student" if distilling else "--model") if config.model is not None else None
+    model_path = None
+    if config.model is not None:
+        model_path = resolve_model(config.model, "--student" if distilling else "--model")
 
     # Data, validated in full before the model is loaded.
     columns = column_options(config)
@@ -109,7 +111,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     else:
         assert model_path is not None
         tokenizer = AutoTokenizer.from_pretrained(model_path)
-        # A head of another size (a model fine-tuned on other labels) is replaced, as the log says.
+        # A head of another size (a model fine-tuned on other labels) is replaced, as the log line states.
         model = task.build_model(model_path, labels, ignore_mismatched_sizes=True)
         logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                     type(model).__name__)

@@ -210,7 +210,7 @@ def test_cached_teacher_gives_the_same_student(tmp_path, run_cli, teacher_dir, d
 
     assert result.exit_code == 0, result.stderr
     assert "computing the teacher's outputs for 48 training features" in result.stderr
-    # The first logged soft loss compares the targets themselves; later steps drift apart only by float
+    # The first logged soft loss compares the targets themselves. Later steps drift apart only by float
     # rounding, because the cache pass batches the teacher's inputs with other padding.
     first_live = next(r for r in metric_lines(live) if "loss_soft" in r)
     first_cached = next(r for r in metric_lines(cached) if "loss_soft" in r)
@@ -219,7 +219,7 @@ def test_cached_teacher_gives_the_same_student(tmp_path, run_cli, teacher_dir, d
     assert not (cached / "teacher_outputs").exists()
 
 
-def test_alpha_zero_runs_no_teacher_and_logs_no_soft_term(tmp_path, run_cli, teacher_dir, data_dir):
+def test_alpha_zero_without_soft_term(tmp_path, run_cli, teacher_dir, data_dir):
     output_dir = tmp_path / "hard"
     result = run_cli(*distill_args(teacher_dir, data_dir, output_dir, "--student-layers", "1", "--alpha", "0"))
 
