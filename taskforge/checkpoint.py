@@ -37,6 +37,7 @@ RESUME_FIELDS = (
     "text_pair_column", "label_column", "label_names", "header", "max_train_samples", "validation_split",
     "drop_invalid", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "max_length",
     "gradient_accumulation_steps", "max_grad_norm", "group_by_length", "seed", "task_options",
+    "attention_dropout",
     # Distillation runs only.
     "teacher", "student_layers", "temperature", "alpha", "hidden_weight",
 )

@@ -25,7 +25,9 @@ DATA_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl"
 DEFAULT_MODEL = "minilm-l6"
 
 # Fields that fall back to the task's recommended value when neither a flag nor the file sets them.
-TASK_DEFAULT_FIELDS = ("learning_rate", "epochs", "batch_size", "max_length", "warmup_ratio", "weight_decay")
+TASK_DEFAULT_FIELDS = (
+    "learning_rate", "epochs", "batch_size", "max_length", "warmup_ratio", "weight_decay", "attention_dropout",
+)
 
 
 def _field(default: Any, help: str, group: str) -> Any:
@@ -76,6 +78,9 @@ class FinetuneConfig:
     gradient_accumulation_steps: int = _field(1, "Micro-batches per optimizer step.", "Training")
     max_grad_norm: float = _field(1.0, "Clip the gradient norm to this value; 0 turns clipping off.", "Training")
     group_by_length: bool = _field(True, "Batch examples of similar length together to cut padding.", "Training")
+    attention_dropout: float | None = _field(
+        None, "Dropout on attention probabilities while training (default: the task's, else the model's own). "
+              "0 lets PyTorch use its fused attention, which stores no attention matrix.", "Training")
     precision: Precision = _field(
         "auto",
         "Numeric precision: auto picks bf16 on a GPU or CPU that runs it fast, else fp16 on a GPU, else fp32.",
@@ -334,6 +339,8 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
           f"--weight-decay must be 0 or more, got {config.weight_decay}")
     check(config.warmup_ratio is not None and 0 <= config.warmup_ratio < 1,
           f"--warmup-ratio must be in [0, 1), got {config.warmup_ratio}")
+    check(config.attention_dropout is None or 0 <= config.attention_dropout < 1,
+          f"--attention-dropout must be in [0, 1), got {config.attention_dropout}")
     check(config.max_length is not None and config.max_length >= 8, f"--max-length must be at least 8, got {config.max_length}")
     check(config.gradient_accumulation_steps >= 1,
           f"--gradient-accumulation-steps must be at least 1, got {config.gradient_accumulation_steps}")
@@ -372,7 +379,7 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
             known = ", ".join(sorted({**DATA_FORMATS, **extra_formats}))
             problems.append(f"{option} {path!r} has an unknown format; use one of {known}")
     for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "validation_split",
-                 "early_stopping_threshold"):
+                 "early_stopping_threshold", "attention_dropout"):
         value = getattr(config, name)
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")

@@ -112,12 +112,14 @@ def layer_list(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     return max(candidates, key=lambda item: sum(p.numel() for p in item[1].parameters()))
 
 
-def cut_student(teacher: PreTrainedModel, layers: Sequence[int]) -> PreTrainedModel:
+def cut_student(
+    teacher: PreTrainedModel, layers: Sequence[int], settings: Mapping[str, Any] | None = None
+) -> PreTrainedModel:
     """Build a student of the teacher's class from its embeddings, head and the given layers.
 
     Student layer ``j`` is a copy of teacher layer ``layers[j]``; every other weight is copied as it
     is. The student is an ordinary model of the same architecture, with ``num_hidden_layers`` set
-    to ``len(layers)``.
+    to ``len(layers)`` and ``settings`` set on its configuration.
     """
     path, teacher_layers = layer_list(teacher)
     if getattr(teacher.config, "layer_types", None) is not None:
@@ -127,6 +129,8 @@ def cut_student(teacher: PreTrainedModel, layers: Sequence[int]) -> PreTrainedMo
         raise ConfigError(f"--student-layers names layer(s) {wrong}, but the teacher has layers 0 to {len(teacher_layers) - 1}")
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
+    for key, value in (settings or {}).items():
+        setattr(config, key, value)
     student = type(teacher)(config)
     teacher_state = teacher.state_dict()
     prefix = path + "."

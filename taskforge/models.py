@@ -1,12 +1,16 @@
-"""Resolution of ``--model``: short names of packaged models, local directories and hub ids."""
+"""Resolution of ``--model`` (short names of packaged models, local directories and hub ids) and model settings."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskforge.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +73,28 @@ def resolve_model(name: str, flag: str = "--model") -> str:
             f"or connect to the network"
         ) from error
     return name
+
+
+# Names that model configurations give their dropout on attention probabilities, in the order tried:
+# BERT, RoBERTa, ELECTRA and MiniLM; DistilBERT and most encoder-decoders; GPT-2.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def attention_dropout_override(config: PretrainedConfig, value: float | None) -> dict[str, float]:
+    """Return the configuration setting that gives ``config``'s model an attention dropout of ``value``.
+
+    The result is passed to ``from_pretrained`` or set on a configuration before the model is built,
+    because the dropout modules read the value once, at construction. It is empty when ``value`` is
+    None or when the configuration has none of :data:`ATTENTION_DROPOUT_KEYS`; the latter is logged.
+    """
+    if value is None:
+        return {}
+    settings = config.to_dict()
+    for key in ATTENTION_DROPOUT_KEYS:
+        if key in settings:
+            if settings[key] != value:
+                logger.info("attention dropout %s (the model's own is %s)", value, settings[key])
+            return {key: value}
+    logger.warning("%s has no attention dropout setting (%s); --attention-dropout %s is not applied",
+                   type(config).__name__, ", ".join(ATTENTION_DROPOUT_KEYS), value)
+    return {}

@@ -55,6 +55,8 @@ class TaskDefaults:
     max_length: int = 128
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
+    attention_dropout: float | None = None
+    """None keeps the dropout of the model's configuration."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ from taskforge import outputs
 from taskforge.api import FinetuneResult, column_options, data_file, load_split
 from taskforge.data import stratified_split
 from taskforge.errors import ConfigError, DataError
-from taskforge.models import resolve_model
+from taskforge.models import attention_dropout_override, resolve_model
 from taskforge.task import DataFile
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from taskforge import distillation
     from taskforge.config import DistillConfig
@@ -105,14 +105,16 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
     if teacher is not None and cut_from is not None:
         model_path = teacher.path
         tokenizer = teacher.tokenizer
-        model = distillation.cut_student(teacher.model, cut_from)
+        model = distillation.cut_student(
+            teacher.model, cut_from, attention_dropout_override(teacher.model.config, config.attention_dropout))
         logger.info("student: teacher layers %s with its embeddings and head, %.1fM parameters (teacher %.1fM)",
                     ",".join(map(str, cut_from)), model.num_parameters() / 1e6, teacher.model.num_parameters() / 1e6)
     else:
         assert model_path is not None
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         # A head of another size (a model fine-tuned on other labels) is replaced, as the log line states.
-        model = task.build_model(model_path, labels, ignore_mismatched_sizes=True)
+        settings = attention_dropout_override(AutoConfig.from_pretrained(model_path), config.attention_dropout)
+        model = task.build_model(model_path, labels, ignore_mismatched_sizes=True, **settings)
         logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                     type(model).__name__)
     max_length = _check_max_length(config.max_length, tokenizer)
