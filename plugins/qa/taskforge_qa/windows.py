@@ -154,13 +154,15 @@ def tokenize_windows(
 
 
 class WindowCollator:
-    """Pad windows on the right to the longest window of the batch and stack them into tensors.
+    """Pad windows on the right to the longest window of the batch, rounded up to a multiple of
+    ``pad_to_multiple_of``, and stack them into tensors.
 
     Padding always goes on the right, whatever the tokenizer's ``padding_side``, because the
     answer positions and the offsets count tokens from the left end of a window.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int = 1) -> None:
+        self.pad_to_multiple_of = pad_to_multiple_of
         pad_token_id = tokenizer.pad_token_id
         if pad_token_id is None:
             # The attention mask hides padding, so any id works; 0 exists in every vocabulary.
@@ -178,6 +180,7 @@ class WindowCollator:
         import torch
 
         longest = max(len(feature["input_ids"]) for feature in features)
+        longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
         batch: dict[str, torch.Tensor] = {}
         for key, first in features[0].items():
             if isinstance(first, (list, tuple)):

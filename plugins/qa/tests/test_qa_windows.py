@@ -241,3 +241,15 @@ def test_collator_pads_right(tokenizer):
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["token_type_ids"].tolist() == [[0, 0, 1], [0, 1, 0]]
     assert batch["start_positions"].tolist() == [1, 0]
+
+
+def test_collator_rounds_length_up_to_multiple(tokenizer):
+    collate = WindowCollator(tokenizer, pad_to_multiple_of=4)
+    pad = tokenizer.pad_token_id
+
+    five = collate([{"input_ids": [101, 7, 8, 9, 102], "attention_mask": [1] * 5}])
+    four = collate([{"input_ids": [101, 7, 8, 102], "attention_mask": [1] * 4}])
+
+    assert five["input_ids"].tolist() == [[101, 7, 8, 9, 102, pad, pad, pad]]
+    assert five["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 0, 0, 0]]
+    assert four["input_ids"].tolist() == [[101, 7, 8, 102]]
