@@ -4,10 +4,10 @@
     python benchmarks/qa_squad.py --version 2
     python benchmarks/qa_squad.py --version 1 --max-train-samples 64 --max-eval-samples 32   # a quick trial
 
-Each run fine-tunes the packaged all-MiniLM-L6-v2 for one epoch with max length 384, doc stride 128,
-batch size 16, bf16 and seed 0, in a separate ``taskforge finetune`` process, and evaluates on
-held-out articles. The result file records EM and F1, training time, training windows per second
-and the peak resident memory of that process (from wait4).
+Each run fine-tunes the packaged all-MiniLM-L6-v2 for one epoch (or ``--epochs``) with max length
+384, doc stride 128, batch size 16, bf16 and seed 0, in a separate ``taskforge finetune`` process,
+and evaluates on held-out articles. The result file records EM and F1, training time, training
+windows per second and the peak resident memory of that process (from wait4).
 
 Data, split by article in file order so that no article is in both parts:
 
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="folder containing squad_v1.1/ and squad_v2.0_cs224n_dev/")
     parser.add_argument("--learning-rate", type=float, default=None, help="learning rate (default: the qa task's)")
+    parser.add_argument("--epochs", type=float, default=1.0, help="passes over the training split (default: 1)")
     parser.add_argument("--max-train-samples", type=int, default=None, help="train on the first N questions only")
     parser.add_argument("--max-eval-samples", type=int, default=None, help="evaluate the first N questions only")
     parser.add_argument("--reference", default=None, help="path of the Hugging Face Trainer QA baseline script (v1 only)")
@@ -151,6 +152,7 @@ def main() -> None:
                         help="result file (default: benchmarks/results/qa_squad_v1.json or _v2.json; "
                              "a run with --max-*-samples gets _trial in its name)")
     args = parser.parse_args()
+    SETTINGS["epochs"] = args.epochs
     if args.reference and args.version != 1:
         parser.error("--reference runs the SQuAD v1.1 baseline only; pass --version 1")
 
