@@ -79,8 +79,8 @@ class FinetuneConfig:
     max_grad_norm: float = _field(1.0, "Clip the gradient norm to this value; 0 turns clipping off.", "Training")
     group_by_length: bool = _field(True, "Batch examples of similar length together to cut padding.", "Training")
     attention_dropout: float | None = _field(
-        None, "Dropout on attention probabilities while training (default: the task's, else the model's own). "
-              "0 lets PyTorch use its fused attention, which stores no attention matrix.", "Training")
+        None, "Dropout on attention probabilities while training, in [0, 1) (default: the task's, else the "
+              "model's own). 0 lets PyTorch use its fused attention, which stores no attention matrix.", "Training")
     precision: Precision = _field(
         "auto",
         "Numeric precision: auto picks bf16 on a GPU or CPU that runs it fast, else fp16 on a GPU, else fp32.",

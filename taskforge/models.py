@@ -92,8 +92,7 @@ def attention_dropout_override(config: PretrainedConfig, value: float | None) ->
     settings = config.to_dict()
     for key in ATTENTION_DROPOUT_KEYS:
         if key in settings:
-            if settings[key] != value:
-                logger.info("attention dropout %s (the model's own is %s)", value, settings[key])
+            logger.info("attention dropout %s (the model's own is %s)", value, settings[key])
             return {key: value}
     logger.warning("%s has no attention dropout setting (%s); --attention-dropout %s is not applied",
                    type(config).__name__, ", ".join(ATTENTION_DROPOUT_KEYS), value)
