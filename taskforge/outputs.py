@@ -101,7 +101,7 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
-def write_model_card(path: Path, run: dict[str, Any], metrics: dict[str, Any]) -> None:
+def write_model_card(path: Path, run: dict[str, Any], metrics: dict[str, Any], example_input: Any = "an example input") -> None:
     """Write a short model card: what was trained, on what, how, and how well."""
     config = run["config"]
     labels = run.get("labels")
@@ -152,7 +152,7 @@ def write_model_card(path: Path, run: dict[str, Any], metrics: dict[str, Any]) -
         "```python",
         "import taskforge",
         f'predictor = taskforge.load("{config["output_dir"]}")',
-        'print(predictor.predict(["an example input"]))',
+        f"print(predictor.predict([{example_input!r}]))",
         "```",
         "",
         f"The resolved configuration, seed and library versions are in `{RUN_CONFIG_FILE}`.",

@@ -154,6 +154,9 @@ class Task(abc.ABC):
     defaults: ClassVar[TaskDefaults] = TaskDefaults()
     """Recommended hyper-parameters."""
 
+    example_input: ClassVar[Any] = "an example input"
+    """One input of ``Predictor.predict``, shown in the model card's usage example."""
+
     distillation_level: ClassVar[str] = "example"
     """Unit of the distributions ``distillation_logits`` returns: ``"example"`` for one distribution
     per feature over the classes, ``"token"`` for one per token or position. A teacher whose

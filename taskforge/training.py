@@ -219,7 +219,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             unwrapped.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
             outputs.write_json(staging / outputs.METRICS_FILE, final_metrics)
-            outputs.write_model_card(staging / "README.md", run_record, final_metrics)
+            outputs.write_model_card(staging / "README.md", run_record, final_metrics, task.example_input)
             written = []
             if validation_predictions is not None:
                 written += task.write_predictions(staging, validation_predictions, validation_examples, labels)

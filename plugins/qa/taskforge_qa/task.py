@@ -74,6 +74,7 @@ class QuestionAnsweringTask(Task):
         attention_dropout=0.0,
     )
     options_class: ClassVar[type | None] = QuestionAnsweringOptions
+    example_input: ClassVar[Any] = {"question": "Who won?", "context": "Denver beat Carolina 24-10."}
     options: QuestionAnsweringOptions
     # Start and end positions are distilled per window position, which needs the teacher's tokens.
     distillation_level: ClassVar[str] = "token"
@@ -136,9 +137,10 @@ class QuestionAnsweringTask(Task):
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any:
         from taskforge_qa.windows import WindowCollator
 
-        # Window lengths rounded up to a multiple of 32 leave about ten batch shapes instead of
-        # hundreds. On CPU each new shape costs memory that is not returned (oneDNN kernels, heap
-        # fragments): 150 steps on SQuAD peaked at 2.2 GB padded and 3.6 GB unpadded, at equal speed.
+        # Window lengths rounded up to a multiple of 32 give at most 12 batch shapes at max length
+        # 384, instead of one per window length. On CPU each new shape costs memory that is not
+        # returned (oneDNN kernels, heap fragments): 150 steps on SQuAD peaked at 2.2 GB padded and
+        # 3.6 GB unpadded, at equal speed.
         return WindowCollator(tokenizer, pad_to_multiple_of=32)
 
     def distillation_logits(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -57,7 +58,10 @@ def test_finetune_learns(trained_qa):
 
     # The tiny model answers all 12 validation questions after one epoch at this learning rate.
     assert metrics["validation"]["f1"] > 90.0
-    assert losses[-1] < losses[0] / 2
+    # Windows of the first batch are padded to 32 tokens, and the untrained model spreads start and
+    # end over all of them: each of the two cross-entropies is close to ln(32).
+    assert losses[0] == pytest.approx(math.log(32), abs=0.05)
+    assert losses[-1] < losses[0] * 0.6
 
 
 def test_saved_config(trained_qa):
@@ -263,3 +267,15 @@ def test_stride_without_room_fails(tmp_path, toy_squad_dir):
     assert result.exit_code == 1
     assert "--doc-stride 128 leaves no room" in error_lines(result.stderr)[0]
     assert "128 - 64 (--max-question-length) - 3 (special tokens) = 61" in error_lines(result.stderr)[0]
+
+
+def test_model_card_example_runs(trained_qa, capsys):
+    output_dir, _ = trained_qa
+    card = (output_dir / "README.md").read_text()
+    code = card.split("```python\n", 1)[1].split("```", 1)[0]
+
+    exec(code, {})
+
+    printed = capsys.readouterr().out
+    assert "'question': 'Who won?'" in code
+    assert "'answer':" in printed
