@@ -13,7 +13,8 @@ unless listed:
    learning rate, trained on the labels alone.
 4. Prediction speed (sst2): ``taskforge predict --input-file dev.tsv`` with the teacher and with the
    distilled student, one after the other, ``--repeats`` times each. The CLI logs the time of the
-   predict call itself, and the script also times the whole process.
+   predict call itself, and the script also times the whole process. ``--speed-only STUDENT`` runs
+   this step alone, for ``--teacher`` and STUDENT.
 
 Suites:
 
@@ -144,12 +145,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each predict timing; the fastest counts")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the trained models here; finished ones found there are reused, not retrained")
+    parser.add_argument("--speed-only", metavar="STUDENT", default=None,
+                        help="sst2: train nothing; time predict with --teacher and this student only")
     parser.add_argument("--out", type=Path, default=None, help="result file (default: benchmarks/results/distill_SUITE.json)")
     args = parser.parse_args()
+    if args.speed_only is not None and (args.suite != "sst2" or args.teacher is None):
+        parser.error("--speed-only needs the sst2 suite and --teacher")
 
     flags, settings, metric = suite_flags(args)
     result: dict[str, Any] = {"suite": args.suite, "settings": settings,
                               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+    out = args.out or REPO / "benchmarks" / "results" / f"distill_{args.suite}.json"
+    if args.speed_only is not None:
+        dev = args.data_dir / "sst2" / "dev.tsv"
+        result["predict"] = {"teacher": predict_speed(args.teacher, dev, args.repeats),
+                             "student": predict_speed(args.speed_only, dev, args.repeats)}
+        result["ratios"] = speed_ratios(result["predict"])
+        write_result(out, result)
+        return
     with tempfile.TemporaryDirectory(prefix="taskforge_distill_") as scratch:
         work = args.work_dir or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -179,12 +192,19 @@ def main() -> None:
         f"{metric} (distilled - baseline)": round(student_score - result["baseline"][metric], 4),
     }
     if "predict" in result:
-        speed = result["predict"]
-        result["ratios"]["predict call speed (student / teacher)"] = round(
-            speed["teacher"]["predict_s"] / speed["student"]["predict_s"], 3)
-        result["ratios"]["predict process speed (student / teacher)"] = round(
-            speed["teacher"]["process_s"] / speed["student"]["process_s"], 3)
-    out = args.out or REPO / "benchmarks" / "results" / f"distill_{args.suite}.json"
+        result["ratios"].update(speed_ratios(result["predict"]))
+    write_result(out, result)
+
+
+def speed_ratios(speed: dict[str, Any]) -> dict[str, float]:
+    """Student-over-teacher speed of the predict call and of the whole predict process."""
+    return {
+        "predict call speed (student / teacher)": round(speed["teacher"]["predict_s"] / speed["student"]["predict_s"], 3),
+        "predict process speed (student / teacher)": round(speed["teacher"]["process_s"] / speed["student"]["process_s"], 3),
+    }
+
+
+def write_result(out: Path, result: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result["ratios"], indent=2))
