@@ -401,8 +401,13 @@ def _offset(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        # Only ASCII digits with at most one minus sign: str.isdigit also accepts digits such as "²"
+        # that int() rejects.
+        text = value.strip()
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit():
+            return int(text)
     return None
 
 

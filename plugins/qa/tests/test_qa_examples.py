@@ -156,9 +156,10 @@ def test_csv_answer_start_minus_one(tmp_path):
         load(path)
 
 
-def test_answer_start_not_integer(tmp_path):
-    with pytest.raises(DataError, match="answer_start 'zero'"):
-        load(write_squad(tmp_path / "train.json", [row(start="zero")]))
+@pytest.mark.parametrize("start", ["zero", "--0", "\u00b2", "1.5"])
+def test_answer_start_not_integer(tmp_path, start):
+    with pytest.raises(DataError, match=f"answer_start {start!r}"):
+        load(write_squad(tmp_path / "train.json", [row(start=start)]))
 
 
 def test_nbsp_accents_double_spaces(tmp_path):
