@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from taskforge import outputs
 from taskforge.api import FinetuneResult, column_options, data_file, load_split
 from taskforge.data import stratified_split
-from taskforge.errors import ConfigError, DataError
+from taskforge.errors import ConfigError, DataError, ModelNotFoundError, TaskforgeError
 from taskforge.models import attention_dropout_override, resolve_model
 from taskforge.task import DataFile
 
@@ -111,10 +111,18 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
                     ",".join(map(str, cut_from)), model.num_parameters() / 1e6, teacher.model.num_parameters() / 1e6)
     else:
         assert model_path is not None
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        # A head of another size (a model fine-tuned on other labels) is replaced, as the log line states.
-        settings = attention_dropout_override(AutoConfig.from_pretrained(model_path), config.attention_dropout)
-        model = task.build_model(model_path, labels, ignore_mismatched_sizes=True, **settings)
+        flag = "--student" if distilling else "--model"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_path)
+            # A head of another size (a model fine-tuned on other labels) is replaced, as the log line states.
+            settings = attention_dropout_override(AutoConfig.from_pretrained(model_path), config.attention_dropout)
+            model = task.build_model(model_path, labels, ignore_mismatched_sizes=True, **settings)
+        except TaskforgeError:
+            raise
+        except Exception as error:  # damaged folders give OSError, ValueError, TypeError or safetensors errors
+            reason = " ".join(str(error).split())[:300]
+            raise ModelNotFoundError(f"{flag} {config.model!r} could not be loaded as a {task.model_class} ({reason}); "
+                                     f"pass a complete model directory") from error
         logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                     type(model).__name__)
     max_length = _check_max_length(config.max_length, tokenizer)

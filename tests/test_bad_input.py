@@ -181,6 +181,32 @@ def test_missing_model_directory(run_cli, data_dir, tmp_path):
     assert_no_output(tmp_path / "out")
 
 
+@pytest.mark.parametrize("damage", ["no weights", "dropout 1.5"])
+def test_damaged_model_directory(run_cli, tiny_bert_dir, data_dir, tmp_path, damage):
+    import json
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_bert_dir, model_dir)
+    if damage == "no weights":
+        (model_dir / "model.safetensors").unlink()
+    else:
+        config = json.loads((model_dir / "config.json").read_text())
+        (model_dir / "config.json").write_text(json.dumps({**config, "attention_probs_dropout_prob": 1.5}))
+
+    result = run_cli(
+        "finetune", "--task", "classification", "--model", model_dir,
+        "--train-file", data_dir / "train.csv", "--output-dir", tmp_path / "out", *FAST_FLAGS,
+    )
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert f"--model {str(model_dir)!r} could not be loaded" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert_no_output(tmp_path / "out")
+
+
 def test_output_dir_exists(finetune, data_dir, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("earlier run")
