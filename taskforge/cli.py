@@ -268,6 +268,15 @@ def evaluate_command(
 
     if predictions_dir is not None and predictions_dir.exists() and not predictions_dir.is_dir():
         raise ConfigError(f"--predictions-dir {str(predictions_dir)!r} is a file; pass a directory path")
+    if predictions_dir is not None:
+        # Created before the evaluation, so that an unusable path fails before the work, not after it.
+        try:
+            predictions_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"--predictions-dir {str(predictions_dir)!r} could not be created ({error.strerror}); "
+                              f"pass a writable directory path") from error
+        if not os.access(predictions_dir, os.W_OK):
+            raise ConfigError(f"--predictions-dir {str(predictions_dir)!r} is not writable; pass a writable directory path")
     task_options = parse_extra_flags(list(ctx.args))
     predictor = load(model_dir, precision=precision, task_options=task_options)
     metrics = predictor.evaluate(data_file, batch_size=batch_size, header=header, max_samples=max_samples,

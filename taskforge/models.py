@@ -94,6 +94,7 @@ def attention_dropout_override(config: PretrainedConfig, value: float | None) ->
         if key in settings:
             logger.info("attention dropout %s (the model's own is %s)", value, settings[key])
             return {key: value}
-    logger.warning("%s has no attention dropout setting (%s); --attention-dropout %s is not applied",
+    logger.warning("%s has no attention dropout setting (%s), so the attention dropout %s (from "
+                   "--attention-dropout or the task's default) is not applied",
                    type(config).__name__, ", ".join(ATTENTION_DROPOUT_KEYS), value)
     return {}

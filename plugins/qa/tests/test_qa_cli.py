@@ -141,6 +141,20 @@ def test_evaluate_cli_writes_predictions(trained_qa, toy_squad_dir, tmp_path):
     assert (tmp_path / "preds" / "predictions.json").is_file()
 
 
+def test_evaluate_cli_rejects_predictions_dir_under_file(trained_qa, toy_squad_dir, tmp_path):
+    (tmp_path / "afile").write_text("")
+
+    result = invoke_cli("evaluate", "--model-dir", trained_qa[0], "--data-file", toy_squad_dir / "validation.json",
+                        "--predictions-dir", tmp_path / "afile" / "sub")
+
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert f"--predictions-dir {str(tmp_path / 'afile' / 'sub')!r} could not be created" in line
+    assert "Traceback" not in result.stderr
+    # Rejected before the model was loaded, which logs its precision.
+    assert "predicting in" not in result.stderr
+
+
 def test_evaluate_cli_rejects_unknown_option(trained_qa, toy_squad_dir):
     result = invoke_cli("evaluate", "--model-dir", trained_qa[0], "--data-file", toy_squad_dir / "validation.json",
                         "--n-best", "2")
