@@ -129,6 +129,24 @@ def test_cli_predict_file_to_jsonl(trained_sentiment, tmp_path, run_cli):
     assert not (tmp_path / "predictions.jsonl.partial").exists()
 
 
+def test_predict_file_reads_tsv_as_training_does(trained_sentiment, tmp_path):
+    """Files to predict skip the datasets cache; quotes stay text and NA stays a string, as in training."""
+    path = tmp_path / "inputs.tsv"
+    path.write_text('text\n"the food was great\nNA\n\nthe book was awful\n', encoding="utf-8")
+
+    records = taskforge.load(trained_sentiment[0], precision="fp32").predict_file(path)
+
+    assert [record["text"] for record in records] == ['"the food was great', "NA", "the book was awful"]
+
+
+def test_predict_file_not_utf8(trained_sentiment, tmp_path):
+    path = tmp_path / "inputs.csv"
+    path.write_bytes("text\ncaf\u00e9\n".encode("latin-1"))
+
+    with pytest.raises(DataError, match=r"inputs.csv is not valid UTF-8 \(invalid continuation byte at byte 8\)"):
+        taskforge.load(trained_sentiment[0], precision="fp32").predict_file(path)
+
+
 def test_cli_predict_needs_input(trained_sentiment, run_cli):
     result = run_cli("predict", "--model-dir", trained_sentiment[0])
 
