@@ -76,7 +76,7 @@ def resolve_model(name: str, flag: str = "--model") -> str:
 
 
 # Names that model configurations give their dropout on attention probabilities, in the order tried:
-# BERT, RoBERTa, ELECTRA and MiniLM; DistilBERT and most encoder-decoders; GPT-2.
+# BERT, RoBERTa, ELECTRA and MiniLM; DistilBERT and BART; GPT-2.
 ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
 
 
