@@ -6,6 +6,7 @@ transformers, so ``taskforge --help`` and ``taskforge tasks`` start fast.
 """
 
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -395,10 +396,19 @@ def _json_default(value: Any) -> Any:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (an --output-file) through a temporary file, so no half-written file remains."""
+    from taskforge.errors import ConfigError
+
     path = Path(path)
     temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise ConfigError(f"--output-file {str(path)!r} could not be written ({error.strerror}); "
+                          f"pass a path in a writable folder") from error
 
 
 def _configure_logging(level: int) -> None:

@@ -147,6 +147,18 @@ def test_predict_file_not_utf8(trained_sentiment, tmp_path):
         taskforge.load(trained_sentiment[0], precision="fp32").predict_file(path)
 
 
+def test_cli_predict_output_file_under_file(trained_sentiment, tmp_path, run_cli):
+    (tmp_path / "afile").write_text("")
+
+    result = run_cli("predict", "--model-dir", trained_sentiment[0], "--precision", "fp32",
+                     "--output-file", tmp_path / "afile" / "out.jsonl", "the food was great")
+
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert f"--output-file {str(tmp_path / 'afile' / 'out.jsonl')!r} could not be written (Not a directory)" in line
+    assert "Traceback" not in result.stderr
+
+
 def test_cli_predict_needs_input(trained_sentiment, run_cli):
     result = run_cli("predict", "--model-dir", trained_sentiment[0])
 
