@@ -103,8 +103,9 @@ def test_truncated_checkpoint_falls_back(tmp_path, tiny_bert_dir, data_dir, unin
     process = start_and_stop(finetune_command(tiny_bert_dir, data_dir, output_dir), staging, 6, signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL
 
-    checkpoints = sorted((staging / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    checkpoints = [p for p in checkpoints if "." not in p.name]
+    # A checkpoint being written when the process was killed is left as step-N.tmp; skip it.
+    finished = [p for p in (staging / "checkpoints").glob("step-*") if "." not in p.name]
+    checkpoints = sorted(finished, key=lambda p: int(p.name.split("-")[1]))
     newest, previous = checkpoints[-1], checkpoints[-2]
     weights = newest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
