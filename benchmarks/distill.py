@@ -197,7 +197,7 @@ def main() -> None:
 
 
 def speed_ratios(speed: dict[str, Any]) -> dict[str, float]:
-    """Student-over-teacher speed of the predict call and of the whole predict process."""
+    """Return the student-over-teacher speed of the predict call and of the whole predict process."""
     return {
         "predict call speed (student / teacher)": round(speed["teacher"]["predict_s"] / speed["student"]["predict_s"], 3),
         "predict process speed (student / teacher)": round(speed["teacher"]["process_s"] / speed["student"]["process_s"], 3),

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Callable, Optional, Union, get_args, get_orig
 import typer
 
 from taskforge.config import DistillConfig, FinetuneConfig, Precision, field_help, flag_name
-from taskforge.errors import TaskforgeError
+from taskforge.errors import ConfigError, TaskforgeError
 
 logger = logging.getLogger("taskforge.cli")
 
@@ -142,8 +142,6 @@ def parse_extra_flags(arguments: list[str]) -> dict[str, Any]:
 def _reject_misspelled_flags(extra: dict[str, Any], cls: type[FinetuneConfig] = FinetuneConfig) -> None:
     """Raise for an extra flag that is one typo away from a flag of the command itself."""
     import difflib
-
-    from taskforge.errors import ConfigError
 
     names = [flag_name(field).replace("-", "_") for field in dataclasses.fields(cls)] + ["config"]
     if cls is FinetuneConfig:
@@ -265,12 +263,10 @@ def evaluate_command(
     """
     from taskforge.api import load
 
-    from taskforge.errors import ConfigError
-
     if predictions_dir is not None and predictions_dir.exists() and not predictions_dir.is_dir():
         raise ConfigError(f"--predictions-dir {str(predictions_dir)!r} is a file; pass a directory path")
     if predictions_dir is not None:
-        # Created before the evaluation, so that an unusable path fails before the work, not after it.
+        # The folder is created before the evaluation, so that an unusable path fails before the work.
         try:
             predictions_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -397,8 +393,6 @@ def _json_default(value: Any) -> Any:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (an --output-file) through a temporary file, so no half-written file remains."""
-    from taskforge.errors import ConfigError
-
     path = Path(path)
     temporary = path.with_name(path.name + ".partial")
     try:

@@ -86,6 +86,9 @@ def attention_dropout_override(config: PretrainedConfig, value: float | None) ->
     The result is passed to ``from_pretrained`` or set on a configuration before the model is built,
     because the dropout modules read the value once, at construction. It is empty when ``value`` is
     None or when the configuration has none of :data:`ATTENTION_DROPOUT_KEYS`; the latter is logged.
+
+    NOTE: the value stays in the saved ``config.json``, so a run that starts from that output, or a
+    student cut from it, trains with it unless ``--attention-dropout`` or the task sets another value.
     """
     if value is None:
         return {}

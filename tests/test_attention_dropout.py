@@ -75,7 +75,7 @@ def attention_matrices_saved(model: torch.nn.Module, length: int) -> int:
 
 
 def test_dropout_zero_keeps_no_attention_matrix(tiny_bert_dir):
-    """The reason for the setting: with dropout, every layer keeps its attention probabilities."""
+    """With dropout, every layer keeps its attention probabilities for the backward pass."""
     with_dropout = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
     without = AutoModelForSequenceClassification.from_pretrained(
         tiny_bert_dir, num_labels=2, **attention_dropout_override(with_dropout.config, 0.0))
@@ -96,7 +96,7 @@ def test_cut_student_takes_the_setting(tiny_bert_dir):
     assert teacher.bert.encoder.layer[1].attention.self.dropout.p == 0.1
 
 
-def test_finetune_trains_and_saves_with_the_setting(tmp_path, tiny_bert_dir, data_dir):
+def test_finetune_saves_attention_dropout(tmp_path, tiny_bert_dir, data_dir):
     output_dir = tmp_path / "run"
 
     result = invoke_cli(

@@ -129,7 +129,7 @@ def test_cli_predict_file_to_jsonl(trained_sentiment, tmp_path, run_cli):
     assert not (tmp_path / "predictions.jsonl.partial").exists()
 
 
-def test_predict_file_reads_tsv_as_training_does(trained_sentiment, tmp_path):
+def test_predict_file_tsv_like_training(trained_sentiment, tmp_path):
     """Files to predict skip the datasets cache; quotes stay text and NA stays a string, as in training."""
     path = tmp_path / "inputs.tsv"
     path.write_text('text\n"the food was great\nNA\n\nthe book was awful\n', encoding="utf-8")
@@ -147,7 +147,7 @@ def test_predict_file_not_utf8(trained_sentiment, tmp_path):
         taskforge.load(trained_sentiment[0], precision="fp32").predict_file(path)
 
 
-def test_cli_predict_output_file_under_file(trained_sentiment, tmp_path, run_cli):
+def test_predict_output_file_unwritable(trained_sentiment, tmp_path, run_cli):
     (tmp_path / "afile").write_text("")
 
     result = run_cli("predict", "--model-dir", trained_sentiment[0], "--precision", "fp32",
