@@ -270,11 +270,13 @@ def resolve(
     source: str = "argument",
     problems: list[str] | None = None,
     cls: type[FinetuneConfig] = FinetuneConfig,
+    file_source: str = "config file",
 ) -> FinetuneConfig:
     """Merge explicit values, config-file values and task defaults into a :class:`FinetuneConfig`.
 
     ``explicit`` holds only the values the user set; ``None`` counts as unset. Values are coerced to
-    the field types, and a value that cannot be is reported with the place it came from. With a
+    the field types, and a value that cannot be is reported with the place it came from (``source``
+    for explicit values, ``file_source`` for those of the file). With a
     ``problems`` list, such values are appended to it and left at their defaults, so that
     :func:`validate` can report them together with every other problem.
     """
@@ -287,7 +289,7 @@ def resolve(
         if explicit.get(field.name) is not None:
             raw, where = explicit[field.name], source
         elif file_values.get(field.name) is not None:
-            raw, where = file_values[field.name], "config file"
+            raw, where = file_values[field.name], file_source
         elif task_defaults is not None and field.name in TASK_DEFAULT_FIELDS:
             raw, where = getattr(task_defaults, field.name), "task default"
         else:
@@ -295,7 +297,7 @@ def resolve(
         try:
             values[field.name] = _coerce(raw, hints[field.name])
         except (TypeError, ValueError) as error:
-            problems.append(f"{field.name}={raw!r} from {where}: {error}")
+            problems.append(f"{field.name}={raw!r} from {where}: {error}; fix the value")
             # Fall back to the task's value so that validate() does not report the field twice.
             if task_defaults is not None and field.name in TASK_DEFAULT_FIELDS:
                 values[field.name] = getattr(task_defaults, field.name)
@@ -303,7 +305,7 @@ def resolve(
         raise ConfigError("invalid configuration: " + "; ".join(problems))
     # Task options merge key by key, so a flag overrides one option of the file and keeps the rest.
     task_options: dict[str, Any] = {}
-    for source_values, where in ((file_values, "config file"), (explicit, source)):
+    for source_values, where in ((file_values, file_source), (explicit, source)):
         given = source_values.get("task_options")
         if given is None:
             continue
@@ -392,6 +394,15 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
             problems.append(f"--output-dir {config.output_dir!r} is a file; pass a directory path")
         elif not output.parent.is_dir() and output.parent.exists():
             problems.append(f"--output-dir {config.output_dir!r} is inside {str(output.parent)!r}, which is a file")
+        else:
+            # The run writes <output-dir>.partial beside the target, so the nearest existing folder
+            # above it must be writable.
+            existing = output.absolute().parent
+            while not existing.exists():
+                existing = existing.parent
+            if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+                problems.append(f"--output-dir {config.output_dir!r} cannot be written: {str(existing)!r} is not writable; "
+                                f"choose a directory you can write to")
     if config.output_dir is not None and Path(config.output_dir).is_dir() and not config.overwrite:
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
@@ -514,11 +525,17 @@ def _coerce(value: Any, annotation: Any) -> Any:
     if annotation is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise TypeError("expected an integer")
-        return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError):
+            raise TypeError("expected an integer") from None
     if annotation is float:
         if isinstance(value, bool):
             raise TypeError("expected a number")
-        return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise TypeError("expected a number") from None
     if annotation is str:
         return str(value)
     if origin is dict:

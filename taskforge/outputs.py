@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from taskforge.errors import OutputExistsError
+from taskforge.errors import ConfigError, OutputExistsError
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,11 @@ def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_mai
             if has_checkpoints(staging) and not overwrite:
                 raise OutputExistsError(unfinished_run_message(staging))
             shutil.rmtree(staging)
-        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot create {str(staging)!r} for --output-dir {str(target)!r}: {error.strerror}; "
+                              f"choose a directory you can write to") from None
     try:
         yield staging
     except BaseException:

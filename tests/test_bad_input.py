@@ -399,6 +399,35 @@ def test_output_dir_is_file(finetune, tmp_path, data_dir):
     assert not tmp_path.joinpath("out.old").exists()
 
 
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder this process cannot write into: immutable for root, mode 0o555 for other users."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    if not immutable:
+        folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        pytest.skip("cannot make a folder read-only here")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def test_output_dir_not_writable(run_cli, tiny_bert_dir, data_dir, read_only_dir):
+    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
+                     data_dir / "train.csv", "--output-dir", read_only_dir / "run" / "out", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert f"{str(read_only_dir)!r} is not writable" in errors[0]
+    assert "--output-dir" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert list(read_only_dir.iterdir()) == []
+
+
 def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
     import shutil
 
