@@ -127,14 +127,18 @@ def parse_extra_flags(arguments: list[str]) -> dict[str, Any]:
             raise typer.BadParameter(f"unexpected argument {argument!r}")
         name, has_value, value = argument[2:].partition("=")
         if has_value:
-            values[name.replace("-", "_")] = value
+            key, parsed = name, value
         elif index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
-            values[name.replace("-", "_")] = arguments[index + 1]
+            key, parsed = name, arguments[index + 1]
             index += 1
         elif name.startswith("no-"):
-            values[name[3:].replace("-", "_")] = False
+            key, parsed = name[3:], False
         else:
-            values[name.replace("-", "_")] = True
+            key, parsed = name, True
+        key = key.replace("-", "_")
+        if key in values:
+            raise typer.BadParameter(f"--{key.replace('_', '-')} is given twice; pass it once")
+        values[key] = parsed
         index += 1
     return values
 
@@ -168,7 +172,7 @@ def _finetune(ctx: typer.Context, config_file: Optional[Path], cls: type[Finetun
     extra = parse_extra_flags(list(ctx.args))
     _reject_misspelled_flags(extra, cls)
     explicit["task_options"] = extra
-    result = _run_finetune(explicit, file_values, source="flag", cls=cls)
+    result = _run_finetune(explicit, file_values, source="flag", cls=cls, config_file=config_file)
     typer.echo(json.dumps({"output_dir": str(result.output_dir), **_scalar_metrics(result.metrics)}, indent=2))
 
 

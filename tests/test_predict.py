@@ -166,6 +166,14 @@ def test_cli_predict_needs_input(trained_sentiment, run_cli):
     assert "--input-file" in result.stderr
 
 
+@pytest.mark.parametrize("flags", [["--question", "A", "--question", "B"], ["--question=A", "--question", "B"]])
+def test_cli_predict_field_given_twice(trained_sentiment, run_cli, flags):
+    result = run_cli("predict", "--model-dir", trained_sentiment[0], *flags)
+
+    assert result.exit_code == 2
+    assert "--question is given twice; pass it once" in result.stderr
+
+
 def test_cli_predict_missing_model(tmp_path, run_cli):
     result = run_cli("predict", "--model-dir", tmp_path / "nowhere", "some text")
     errors = error_lines(result.stderr)
