@@ -68,7 +68,7 @@ def finetune(config: FinetuneConfig | None = None, *, config_file: str | os.Path
         given = {k: v for k, v in dataclasses.asdict(config).items() if v is not None and v != defaults[k]}
         explicit = {**given, **explicit}
     file_values = config_module.read_config_file(config_file, FinetuneConfig) if config_file is not None else {}
-    return _run_finetune(explicit, file_values, source="argument")
+    return _run_finetune(explicit, file_values, source="argument", config_file=config_file)
 
 
 def distill(config: DistillConfig | None = None, *, config_file: str | os.PathLike[str] | None = None,
@@ -107,11 +107,12 @@ def distill(config: DistillConfig | None = None, *, config_file: str | os.PathLi
         given = {k: v for k, v in dataclasses.asdict(config).items() if v is not None and v != defaults[k]}
         explicit = {**given, **explicit}
     file_values = config_module.read_config_file(config_file, DistillConfig) if config_file is not None else {}
-    return _run_finetune(explicit, file_values, source="argument", cls=DistillConfig)
+    return _run_finetune(explicit, file_values, source="argument", cls=DistillConfig, config_file=config_file)
 
 
 def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], source: str,
-                  cls: type[FinetuneConfig] = FinetuneConfig) -> FinetuneResult:
+                  cls: type[FinetuneConfig] = FinetuneConfig,
+                  config_file: str | os.PathLike[str] | None = None) -> FinetuneResult:
     from taskforge import training
 
     task_name = explicit.get("task") or file_values.get("task")
@@ -119,7 +120,9 @@ def _run_finetune(explicit: Mapping[str, Any], file_values: Mapping[str, Any], s
         raise ConfigError("no task given; pass --task NAME (run 'taskforge tasks' to list them)")
     task = get_task(str(task_name))
     problems: list[str] = []
-    config = config_module.resolve(explicit, file_values, task.defaults, source=source, problems=problems, cls=cls)
+    file_source = f"config file {str(config_file)!r}" if config_file is not None else "config file"
+    config = config_module.resolve(explicit, file_values, task.defaults, source=source, problems=problems, cls=cls,
+                                   file_source=file_source)
     if config.output_dir is None:
         config.output_dir = str(Path("outputs") / task.name)
     task = task.configure(config.task_options)

@@ -10,6 +10,8 @@ from taskforge.config import FinetuneConfig, read_config_file, resolve, validate
 from taskforge.errors import ConfigError
 from taskforge_sentiment import SentimentTask
 
+from conftest import error_lines
+
 
 def valid_config(tmp_path, **changes) -> FinetuneConfig:
     """A configuration that passes validate(), with ``changes`` applied."""
@@ -268,6 +270,24 @@ def test_config_file_reports_all_problems(tmp_path):
     assert "--epochs must be greater than 0, got -1.0" in message
     assert "--batch-size must be at least 1, got 0" in message
     assert "got None" not in message
+
+
+@pytest.mark.parametrize("line", ["attention_dropout: abc", "attention_dropout: [0.1]", "seed: {a: 1}"])
+def test_config_file_type_error_names_file(tmp_path, run_cli, line):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(f"task: sentiment\n{line}\n")
+
+    result = run_cli("finetune", "--config", config_file, "--output-dir", tmp_path / "out")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    key = line.split(":")[0]
+    assert f"from config file {str(config_file)!r}:" in errors[0]
+    assert ("expected a number" if key == "attention_dropout" else "expected an integer") in errors[0]
+    assert errors[0].endswith("fix the value")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_config_file_lists_unknown_keys(tmp_path):
