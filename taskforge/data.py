@@ -53,6 +53,8 @@ def read_table(file: DataFile) -> datasets.Dataset:
             kwargs.update(header=None, column_names=[str(i) for i in range(_count_columns(file))])
     elif file.format == "jsonl":
         builder = "json"
+    if _is_blank(file.path):
+        raise DataError(f"{file.display_name} is empty; pass a file with data")
     try:
         if file.split == "predict" and builder == "csv":
             dataset = _read_csv_in_memory(file, kwargs)
@@ -176,6 +178,15 @@ def _read_csv_in_memory(file: DataFile, options: dict[str, Any]) -> datasets.Dat
     except pandas.errors.EmptyDataError as error:
         raise DataError(f"{file.display_name} contains no rows; pass a file with data") from error
     return datasets.Dataset.from_pandas(frame, preserve_index=False)
+
+
+def _is_blank(path: str) -> bool:
+    """Return True when the file holds nothing but whitespace; datasets fails on such files without saying so."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
 
 
 def _count_columns(file: DataFile) -> int:

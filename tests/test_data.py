@@ -97,6 +97,18 @@ def test_header_only_file_rejected(tmp_path):
     assert "rows.csv" in str(caught.value)
 
 
+@pytest.mark.parametrize("name, content", [("rows.jsonl", ""), ("rows.json", " \n"), ("rows.csv", "\n\n"),
+                                           ("rows.parquet", "")])
+def test_blank_file_rejected(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+
+    with pytest.raises(DataError) as caught:
+        read_table(DataFile(str(path), name.split(".")[1], "train"))
+
+    assert str(caught.value) == f"{path} is empty; pass a file with data"
+
+
 def test_unparsable_json_rejected(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"text": "good", "label": \n')
