@@ -167,9 +167,12 @@ def build_dataset(examples: Sequence[Mapping[str, Any]], with_answers: bool) -> 
 
 def _read_rows(file: DataFile) -> list[dict[str, Any]]:
     """Return one raw dict per question: SQuAD JSON is flattened, flat files are read by ``read_table``."""
-    if file.format == "json" and _first_character(file.path) == "{":
+    if file.format == "json" and _first_character(file) == "{":
         try:
-            document = json.loads(Path(file.path).read_text(encoding="utf-8"))
+            # utf-8-sig also reads files that start with a byte order mark, as some editors save them.
+            document = json.loads(Path(file.path).read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as error:
+            raise DataError(_not_utf8(file, error)) from error
         except json.JSONDecodeError as error:
             if "Extra data" not in str(error):
                 raise DataError(f"{file.display_name} is not valid JSON: {error}") from error
@@ -187,15 +190,22 @@ def _read_rows(file: DataFile) -> list[dict[str, Any]]:
     return _flat_rows(file, file)
 
 
-def _first_character(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        while True:
-            chunk = handle.read(4096)
-            if not chunk:
-                return ""
-            stripped = chunk.lstrip("\ufeff \t\r\n")
-            if stripped:
-                return stripped[0]
+def _first_character(file: DataFile) -> str:
+    try:
+        with open(file.path, encoding="utf-8") as handle:
+            while True:
+                chunk = handle.read(4096)
+                if not chunk:
+                    return ""
+                stripped = chunk.lstrip("\ufeff \t\r\n")
+                if stripped:
+                    return stripped[0]
+    except UnicodeDecodeError as error:
+        raise DataError(_not_utf8(file, error)) from error
+
+
+def _not_utf8(file: DataFile, error: UnicodeDecodeError) -> str:
+    return f"{file.display_name} is not valid UTF-8 ({error.reason} at byte {error.start}); save the file as UTF-8"
 
 
 def _squad_rows(articles: list[Any], file: DataFile) -> list[dict[str, Any]]:

@@ -253,6 +253,23 @@ def test_all_rows_dropped(tmp_path):
         load(write_squad(tmp_path / "train.json", [row(question="")]), drop_invalid=True)
 
 
+def test_squad_json_with_byte_order_mark(tmp_path):
+    path = write_squad(tmp_path / "train.json", [row("q1")])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+
+    assert load(path)["id"] == ["q1"]
+
+
+def test_squad_json_utf16_rejected(tmp_path):
+    path = write_squad(tmp_path / "train.json", [row("q1")])
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+
+    with pytest.raises(DataError) as caught:
+        load(path)
+
+    assert str(caught.value) == f"{path} is not valid UTF-8 (invalid start byte at byte 0); save the file as UTF-8"
+
+
 def test_json_object_without_data(tmp_path):
     path = tmp_path / "train.json"
     path.write_text(json.dumps({"version": "1.1", "articles": []}), encoding="utf-8")
