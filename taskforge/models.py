@@ -57,7 +57,11 @@ def resolve_model(name: str, flag: str = "--model") -> str:
         return str(path.resolve())
     if path.exists():
         raise ModelNotFoundError(f"{flag} {name!r} is a file, not a model directory; pass the directory that contains config.json")
-    if name.startswith((".", "/", "~")):
+    # A hub id is NAME or OWNER/NAME. Deeper paths, and paths whose first folder exists here, are
+    # local paths with a typo; asking the hub for them would only wait for the network to fail.
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or (
+        "/" in name and Path(name.split("/")[0]).is_dir()
+    ):
         raise ModelNotFoundError(f"model directory {name!r} not found; check the {flag} path")
 
     from transformers import AutoConfig

@@ -181,6 +181,20 @@ def test_missing_model_directory(run_cli, data_dir, tmp_path):
     assert_no_output(tmp_path / "out")
 
 
+@pytest.mark.parametrize("name", ["outputs/teacher2", "runs/sst2/teacher", "runs\\teacher"])
+def test_relative_model_typo_not_sent_to_hub(tmp_path, monkeypatch, name):
+    from taskforge.errors import ModelNotFoundError
+    from taskforge.models import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+
+    with pytest.raises(ModelNotFoundError) as caught:
+        resolve_model(name, "--teacher")
+
+    assert str(caught.value) == f"model directory {name!r} not found; check the --teacher path"
+
+
 @pytest.mark.parametrize("damage", ["no weights", "dropout 1.5"])
 def test_damaged_model_directory(run_cli, tiny_bert_dir, data_dir, tmp_path, damage):
     import json
@@ -426,6 +440,22 @@ def test_output_dir_not_writable(run_cli, tiny_bert_dir, data_dir, read_only_dir
     assert "--output-dir" in errors[0]
     assert "Traceback" not in result.stderr
     assert list(read_only_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("relative, expected", [
+    ("x" * 248, "ends in a name of 248 bytes ('xxxxxxxxxxxxxxxxxxxxxxxx'...); it can have at most 247"),
+    ("y" * 256 + "/out", "has a folder name of 256 bytes ('yyyyyyyyyyyyyyyyyyyyyyyy'...); names can have at most 255"),
+])
+def test_output_dir_name_too_long(run_cli, tiny_bert_dir, data_dir, tmp_path, relative, expected):
+    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
+                     data_dir / "train.csv", "--output-dir", tmp_path / relative, *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert expected in errors[0]
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
