@@ -171,7 +171,7 @@ def parse_student_layers(value: str, teacher_layers: int | None) -> list[int]:
     """Turn ``--student-layers`` into the teacher layer indices the student keeps.
 
     A single number ``k`` keeps ``k`` layers spread evenly from the first to the last, as
-    ``round(i * (n - 1) / (k - 1))``: 3 of 6 layers gives 0, 2, 5; 6 of 12 gives 0, 2, 4, 7, 9, 11.
+    ``round(i * (n - 1) / (k - 1))``: 3 of 6 layers gives 0, 2, 5; 6 of 12 gives 0, 2, 4, 7, 9, 11; 1 gives 0.
     A comma-separated list, or a bracketed one such as ``[4]``, keeps those layers in that order.
     Without ``teacher_layers``, only the form is checked and a count comes back as ``[count]``.
     """
@@ -386,7 +386,10 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     check(0 <= config.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {config.seed}")
-    if config.output_dir is not None:
+    too_long = _overlong_output_name(config.output_dir) if config.output_dir is not None else None
+    if too_long is not None:
+        problems.append(too_long)
+    elif config.output_dir is not None:
         output = Path(config.output_dir)
         if str(config.output_dir).strip() in ("", "."):
             problems.append(f"--output-dir {config.output_dir!r} is not a directory name; pass a path such as outputs/run1")
@@ -403,11 +406,11 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
             if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
                 problems.append(f"--output-dir {config.output_dir!r} cannot be written: {str(existing)!r} is not writable; "
                                 f"choose a directory you can write to")
-    if config.output_dir is not None and Path(config.output_dir).is_dir() and not config.overwrite:
+    if too_long is None and config.output_dir is not None and Path(config.output_dir).is_dir() and not config.overwrite:
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
 
-    if config.output_dir is not None and config.resume is None and not config.overwrite:
+    if too_long is None and config.output_dir is not None and config.resume is None and not config.overwrite:
         from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
 
         staging = staging_path(config.output_dir)
@@ -420,6 +423,26 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
 
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+# Longest file name, in bytes, on the file systems a run writes to (ext4, XFS, APFS, NTFS).
+NAME_MAX = 255
+
+
+def _overlong_output_name(output_dir: str) -> str | None:
+    """Return the problem with a folder name in ``output_dir`` too long to create, or None."""
+    from taskforge.outputs import STAGING_SUFFIX
+
+    *parents, last = Path(output_dir).parts or ("",)
+    for part in parents:
+        if len(os.fsencode(part)) > NAME_MAX:
+            return (f"--output-dir has a folder name of {len(os.fsencode(part))} bytes ({part[:24]!r}...); "
+                    f"names can have at most {NAME_MAX}; choose a shorter path")
+    limit = NAME_MAX - len(STAGING_SUFFIX)
+    if len(os.fsencode(last)) > limit:
+        return (f"--output-dir ends in a name of {len(os.fsencode(last))} bytes ({last[:24]!r}...); it can have at most "
+                f"{limit}, as the run writes to '<name>{STAGING_SUFFIX}' first; choose a shorter name")
+    return None
 
 
 def _distill_problems(config: DistillConfig) -> list[str]:

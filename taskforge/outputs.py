@@ -20,12 +20,13 @@ logger = logging.getLogger(__name__)
 RUN_CONFIG_FILE = "taskforge_run.json"
 METRICS_FILE = "metrics.json"
 METRICS_LOG_FILE = "metrics.jsonl"
+STAGING_SUFFIX = ".partial"
 
 
 def staging_path(output_dir: str | os.PathLike[str]) -> Path:
     """Return ``<output_dir>.partial``, where a run writes until it is complete."""
     target = Path(output_dir)
-    return target.with_name(target.name + ".partial")
+    return target.with_name(target.name + STAGING_SUFFIX)
 
 
 def has_checkpoints(staging: Path) -> bool:
