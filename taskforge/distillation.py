@@ -491,7 +491,8 @@ def _teacher_cache(task: Task, teacher: Teacher, features: datasets.Dataset, col
 
     folder = run_dir / CACHE_DIR
     # Iterating a data loader draws a seed from the global RNG; restoring it keeps the dropout masks of
-    # training the same with and without the cache.
+    # training the same with and without the cache. The logits themselves can differ in the last bits
+    # under bf16 or fp16, as the cache computes them in batches of another size and padding.
     rng_state = torch.get_rng_state()
     try:
         return _load_or_compute_cache(task, teacher, features, collator, config, accelerator, folder)
