@@ -11,10 +11,14 @@ unless listed:
    temperature 2.
 3. Baseline student: the same command with ``--alpha 0``: the same cut student, rows, epochs and
    learning rate, trained on the labels alone.
+   Steps 2 and 3 run once for each seed of ``--seeds`` (data order and dropout; the teacher keeps
+   its own), and the result pairs them by seed: distilled minus baseline for each seed, their mean,
+   and the smallest.
 4. Prediction speed (sst2): ``taskforge predict --input-file dev.tsv`` with the teacher and with the
-   distilled student, one after the other, ``--repeats`` times each. The CLI logs the time of the
-   predict call itself, and the script also times the whole process. ``--speed-only STUDENT`` runs
-   this step alone, for ``--teacher`` and STUDENT.
+   distilled student of the first seed, in turns, ``--repeats`` times each, so that a change in the
+   machine's speed during the run touches both alike. The CLI logs the time of the predict call
+   itself, and the script also times the whole process. ``--speed-only STUDENT`` runs this step
+   alone, for ``--teacher`` and STUDENT.
 
 Suites:
 
@@ -79,12 +83,11 @@ def suite_flags(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], st
     squad = data / "squad_v1.1"
     flags = ["--task", "qa", "--train-file", str(squad / "split-train-40-articles.json"),
              "--validation-file", str(squad / "split-eval-8-articles.json"), "--batch-size", "16",
-             "--max-length", "384", "--doc-stride", "128", "--precision", "bf16", "--seed", "0",
-             "--epochs", str(args.epochs)]
+             "--max-length", "384", "--doc-stride", "128", "--precision", "bf16", "--epochs", str(args.epochs)]
     if args.n_train:
         flags += ["--max-train-samples", str(args.n_train)]
     settings = {"task": "qa", "train_questions": args.n_train or 8981, "batch_size": 16, "max_length": 384,
-                "doc_stride": 128, "precision": "bf16", "seed": 0, "epochs": args.epochs}
+                "doc_stride": 128, "precision": "bf16", "epochs": args.epochs}
     return flags, settings, "f1"
 
 
@@ -117,21 +120,30 @@ def train(kind: str, command: list[str], output_dir: Path, metric: str) -> dict[
     return result
 
 
-def predict_speed(model_dir: str, input_file: Path, repeats: int) -> dict[str, Any]:
-    """Time ``taskforge predict`` on ``input_file``: the predict call as logged, and the whole process."""
-    calls, processes = [], []
+def predict_once(model_dir: str, input_file: Path) -> tuple[int, float, float]:
+    """Run ``taskforge predict`` on ``input_file``; return the inputs, the predict call's seconds as
+    logged, and the whole process's seconds."""
+    stderr, seconds, _ = run_measured([
+        sys.executable, "-m", "taskforge", "predict", "--model-dir", model_dir, "--input-file", str(input_file),
+        "--text-column", "sentence", "--output-file", os.devnull, "--precision", "bf16",
+    ])
+    match = PREDICT_LINE.search(stderr)
+    if match is None:
+        raise SystemExit("taskforge predict did not log its prediction time")
+    return int(match.group(1)), float(match.group(2)), seconds
+
+
+def predict_speed(models: dict[str, str], input_file: Path, repeats: int) -> dict[str, Any]:
+    """Time ``taskforge predict`` with each model in turns; the fastest of ``repeats`` runs counts."""
+    runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in models}
     for _ in range(repeats):
-        stderr, seconds, _ = run_measured([
-            sys.executable, "-m", "taskforge", "predict", "--model-dir", model_dir, "--input-file", str(input_file),
-            "--text-column", "sentence", "--output-file", os.devnull, "--precision", "bf16",
-        ])
-        match = PREDICT_LINE.search(stderr)
-        if match is None:
-            raise SystemExit("taskforge predict did not log its prediction time")
-        calls.append(float(match.group(2)))
-        processes.append(seconds)
-    return {"inputs": int(match.group(1)), "predict_s": min(calls), "process_s": round(min(processes), 2),
-            "all_predict_s": calls}
+        for name, model_dir in models.items():
+            runs[name].append(predict_once(model_dir, input_file))
+    return {
+        name: {"model_dir": models[name], "inputs": timings[0][0], "predict_s": min(t[1] for t in timings),
+               "process_s": round(min(t[2] for t in timings), 2), "all_predict_s": [t[1] for t in timings]}
+        for name, timings in runs.items()
+    }
 
 
 def main() -> None:
@@ -142,6 +154,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--teacher", default=None, help="a trained teacher; skips step 1")
     parser.add_argument("--student-layers", default="3")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds of the two students (default: 42 for sst2, 0 for squad)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each predict timing; the fastest counts")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the trained models here; finished ones found there are reused, not retrained")
@@ -151,15 +165,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.speed_only is not None and (args.suite != "sst2" or args.teacher is None):
         parser.error("--speed-only needs the sst2 suite and --teacher")
+    default_seed = "42" if args.suite == "sst2" else "0"
+    try:
+        seeds = [int(seed) for seed in (args.seeds or default_seed).split(",")]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated whole numbers, got {args.seeds!r}")
 
     flags, settings, metric = suite_flags(args)
     result: dict[str, Any] = {"suite": args.suite, "settings": settings,
                               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
     out = args.out or REPO / "benchmarks" / "results" / f"distill_{args.suite}.json"
+    dev = args.data_dir / "sst2" / "dev.tsv"
     if args.speed_only is not None:
-        dev = args.data_dir / "sst2" / "dev.tsv"
-        result["predict"] = {"teacher": predict_speed(args.teacher, dev, args.repeats),
-                             "student": predict_speed(args.speed_only, dev, args.repeats)}
+        result["predict"] = predict_speed({"teacher": args.teacher, "student": args.speed_only}, dev, args.repeats)
         result["ratios"] = speed_ratios(result["predict"])
         write_result(out, result)
         return
@@ -171,25 +189,36 @@ def main() -> None:
         if teacher is None:
             teacher = str(work / "teacher")
             result["teacher"] = train("teacher", [*taskforge, "finetune", "--model", "minilm-l6", *flags,
-                                                  "--output-dir", teacher, "--overwrite"], Path(teacher), metric)
+                                                  "--seed", default_seed, "--output-dir", teacher, "--overwrite"],
+                                      Path(teacher), metric)
         else:
             metrics = json.loads((Path(teacher) / "metrics.json").read_text(encoding="utf-8"))
             result["teacher"] = {"output_dir": teacher, metric: round(metrics["validation"][metric], 4)}
-        for kind, extra in (("distilled", []), ("baseline", ["--alpha", "0"])):
-            output_dir = work / kind
-            result[kind] = train(kind, [*taskforge, "distill", "--teacher", teacher, "--student-layers",
-                                        args.student_layers, *flags, *extra, "--output-dir", str(output_dir),
-                                        "--overwrite"],
-                                 output_dir, metric)
+        result["students"] = []
+        for seed in seeds:
+            pair: dict[str, Any] = {"seed": seed}
+            for kind, extra in (("distilled", []), ("baseline", ["--alpha", "0"])):
+                output_dir = work / f"{kind}-seed{seed}"
+                pair[kind] = train(f"{kind} (seed {seed})",
+                                   [*taskforge, "distill", "--teacher", teacher, "--student-layers",
+                                    args.student_layers, *flags, *extra, "--seed", str(seed),
+                                    "--output-dir", str(output_dir), "--overwrite"],
+                                   output_dir, metric)
+            pair["difference"] = round(pair["distilled"][metric] - pair["baseline"][metric], 4)
+            result["students"].append(pair)
         if args.suite == "sst2":
-            dev = args.data_dir / "sst2" / "dev.tsv"
-            result["predict"] = {"teacher": predict_speed(teacher, dev, args.repeats),
-                                 "student": predict_speed(str(work / "distilled"), dev, args.repeats)}
+            student = result["students"][0]["distilled"]["output_dir"]
+            result["predict"] = predict_speed({"teacher": teacher, "student": student}, dev, args.repeats)
 
-    teacher_score, student_score = result["teacher"][metric], result["distilled"][metric]
+    teacher_score = result["teacher"][metric]
+    distilled = [pair["distilled"][metric] for pair in result["students"]]
+    differences = [pair["difference"] for pair in result["students"]]
     result["ratios"] = {
-        f"{metric} (student / teacher)": round(student_score / teacher_score, 4),
-        f"{metric} (distilled - baseline)": round(student_score - result["baseline"][metric], 4),
+        f"{metric} (student / teacher), mean over seeds": round(sum(distilled) / len(distilled) / teacher_score, 4),
+        f"{metric} (student / teacher), lowest seed": round(min(distilled) / teacher_score, 4),
+        f"{metric} (distilled - baseline), mean over seeds": round(sum(differences) / len(differences), 4),
+        f"{metric} (distilled - baseline), lowest seed": min(differences),
+        "seeds where distilled beats baseline": f"{sum(d > 0 for d in differences)} of {len(differences)}",
     }
     if "predict" in result:
         result["ratios"].update(speed_ratios(result["predict"]))

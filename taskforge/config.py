@@ -425,7 +425,7 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         raise ConfigError("invalid configuration: " + "; ".join(problems))
 
 
-# Longest file name, in bytes, on the file systems a run writes to (ext4, XFS, APFS, NTFS).
+# Maximum length of a file name in bytes on ext4 and XFS, the usual Linux file systems.
 NAME_MAX = 255
 
 

@@ -181,7 +181,7 @@ def _read_csv_in_memory(file: DataFile, options: dict[str, Any]) -> datasets.Dat
 
 
 def _is_blank(path: str) -> bool:
-    """Return True when the file holds nothing but whitespace; datasets fails on such files without saying so."""
+    """Return True when the file contains only whitespace, which datasets fails to read without saying why."""
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 16):
             if chunk.strip():

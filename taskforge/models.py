@@ -57,8 +57,8 @@ def resolve_model(name: str, flag: str = "--model") -> str:
         return str(path.resolve())
     if path.exists():
         raise ModelNotFoundError(f"{flag} {name!r} is a file, not a model directory; pass the directory that contains config.json")
-    # A hub id is NAME or OWNER/NAME. Deeper paths, and paths whose first folder exists here, are
-    # local paths with a typo; asking the hub for them would only wait for the network to fail.
+    # A hub id is NAME or OWNER/NAME, so a deeper path, or one whose first folder exists here, is a
+    # local path with a typo. Asking the hub for it would only wait for the network to fail.
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or (
         "/" in name and Path(name.split("/")[0]).is_dir()
     ):

@@ -182,7 +182,7 @@ def test_missing_model_directory(run_cli, data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["outputs/teacher2", "runs/sst2/teacher", "runs\\teacher"])
-def test_relative_model_typo_not_sent_to_hub(tmp_path, monkeypatch, name):
+def test_model_path_typo_stays_local(tmp_path, monkeypatch, name):
     from taskforge.errors import ModelNotFoundError
     from taskforge.models import resolve_model
 
