@@ -410,6 +410,8 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
 
+    if too_long is None and config.output_dir is not None:
+        problems.extend(_inputs_in_output_dir(config))
     if too_long is None and config.output_dir is not None and config.resume is None and not config.overwrite:
         from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
 
@@ -445,12 +447,35 @@ def _overlong_output_name(output_dir: str) -> str | None:
     return None
 
 
+def _inputs_in_output_dir(config: FinetuneConfig) -> list[str]:
+    """Return a problem for each input file or model inside the folders that the run replaces or deletes."""
+    from taskforge.outputs import STAGING_SUFFIX
+
+    assert config.output_dir is not None
+    output = Path(config.output_dir).expanduser().resolve()
+    replaced = [output, output.with_name(output.name + STAGING_SUFFIX), output.with_name(output.name + ".old")]
+    distilling = isinstance(config, DistillConfig)
+    inputs = [("--train-file", config.train_file), ("--validation-file", config.validation_file),
+              ("--test-file", config.test_file), ("--student" if distilling else "--model", config.model)]
+    if distilling:
+        inputs.append(("--teacher", config.teacher))
+    problems = []
+    for flag, value in inputs:
+        if value is None or not Path(value).expanduser().exists():
+            continue
+        path = Path(value).expanduser().resolve()
+        for folder in replaced:
+            if path == folder or folder in path.parents:
+                problems.append(f"{flag} {value!r} is inside {str(folder)!r}, which the run replaces; "
+                                f"choose another --output-dir")
+                break
+    return problems
+
+
 def _distill_problems(config: DistillConfig) -> list[str]:
     problems = []
     if config.teacher is None or not str(config.teacher).strip():
         problems.append("no teacher given; pass --teacher with a model directory fine-tuned by 'taskforge finetune'")
-    elif config.output_dir is not None and Path(config.output_dir).resolve() == Path(config.teacher).resolve():
-        problems.append(f"--output-dir {config.output_dir!r} is the teacher's directory; choose another output directory")
     if config.model is None and config.student_layers is None:
         problems.append("no student given; pass --student DIR_OR_ID, or --student-layers N to cut one from the teacher")
     if config.model is not None and config.student_layers is not None:

@@ -458,6 +458,29 @@ def test_output_dir_name_too_long(run_cli, tiny_bert_dir, data_dir, tmp_path, re
     assert list(tmp_path.iterdir()) == []
 
 
+def test_inputs_inside_output_dir(run_cli, tiny_bert_dir, data_dir, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_bert_dir, runs / "base")
+    shutil.copy(data_dir / "train.csv", tmp_path / "runs.partial.csv")
+    (tmp_path / "runs.partial").mkdir()
+    shutil.copy(data_dir / "train.csv", tmp_path / "runs.partial" / "valid.csv")
+
+    result = run_cli("finetune", "--task", "classification", "--model", runs / "base", "--train-file",
+                     tmp_path / "runs.partial.csv", "--validation-file", tmp_path / "runs.partial" / "valid.csv",
+                     "--output-dir", runs, "--overwrite", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert f"--model {str(runs / 'base')!r} is inside {str(runs)!r}, which the run replaces" in errors[0]
+    assert f"--validation-file {str(tmp_path / 'runs.partial' / 'valid.csv')!r} is inside" in errors[0]
+    assert "--train-file" not in errors[0]
+    assert (runs / "base" / "config.json").is_file()
+    assert (tmp_path / "runs.partial" / "valid.csv").is_file()
+
+
 def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
     import shutil
 

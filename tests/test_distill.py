@@ -447,7 +447,7 @@ def test_damaged_teacher_and_clashing_output(tmp_path, run_cli, teacher_dir, dat
 
     clash = run_cli(*distill_args(teacher_dir, data_dir, teacher_dir, "--student-layers", "1", "--overwrite"))
     assert clash.exit_code == 1
-    assert "is the teacher's directory" in error_lines(clash.stderr)[0]
+    assert f"--teacher {str(teacher_dir)!r} is inside {str(teacher_dir.resolve())!r}, which the run replaces" in error_lines(clash.stderr)[0]
     assert (teacher_dir / "model.safetensors").is_file()
 
 
