@@ -142,8 +142,9 @@ def cut_student(
             source = f"{prefix}{layers[int(index)]}.{rest}"
         state[key] = teacher_state[source].detach().clone()
     student.load_state_dict(state, strict=True)
-    student.to(next(teacher.parameters()).dtype)
-    return student
+    # The student trains in float32 whatever the teacher was saved in: mixed precision keeps float32
+    # weights, and bf16 weights would round most small updates away.
+    return student.float()
 
 
 # -- the teacher ---------------------------------------------------------------------------------

@@ -116,7 +116,9 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             tokenizer = AutoTokenizer.from_pretrained(model_path)
             # A head of another size (a model fine-tuned on other labels) is replaced, as the log line states.
             settings = attention_dropout_override(AutoConfig.from_pretrained(model_path), config.attention_dropout)
-            model = task.build_model(model_path, labels, ignore_mismatched_sizes=True, **settings)
+            # transformers loads a checkpoint in its saved dtype, and bf16 weights would round most small
+            # updates away, so the model to train is loaded in float32.
+            model = task.build_model(model_path, labels, ignore_mismatched_sizes=True, dtype=torch.float32, **settings)
         except TaskforgeError:
             raise
         except Exception as error:  # damaged folders give OSError, ValueError, TypeError or safetensors errors

@@ -147,6 +147,20 @@ def test_cut_student_keeps_exactly_the_chosen_layers(tmp_path):
                        teacher_state["bert.encoder.layer.4.output.dense.weight"])
 
 
+def test_cut_student_of_bf16_teacher_is_float32():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=24, max_position_embeddings=32, num_labels=2)
+    teacher = BertForSequenceClassification(config).to(torch.bfloat16)
+
+    student = cut_student(teacher, [1, 3])
+
+    assert {parameter.dtype for parameter in student.parameters()} == {torch.float32}
+    assert torch.equal(student.state_dict()["bert.encoder.layer.1.output.dense.weight"],
+                       teacher.state_dict()["bert.encoder.layer.3.output.dense.weight"].float())
+
+
 def test_cut_student_of_distilbert():
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 

@@ -351,3 +351,21 @@ def test_evaluate_writes_output_file(trained_sentiment, data_dir, tmp_path, run_
 
     assert result.exit_code == 0, result.stderr
     assert read_json(tmp_path / "scores.json") == json.loads(result.stdout)
+
+
+def test_bf16_model_trains_in_float32(tmp_path, tiny_bert_dir, data_dir, run_cli):
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = tmp_path / "bf16"
+    AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).to(torch.bfloat16).save_pretrained(base)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(base)
+
+    result = run_cli("finetune", "--task", "classification", "--model", base, "--train-file",
+                     data_dir / "train.csv", "--output-dir", tmp_path / "out", "--epochs", "1", *FAST_FLAGS)
+
+    assert result.exit_code == 0, result.stderr
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as weights:
+        dtypes = {weights.get_tensor(key).dtype for key in weights.keys()}
+    assert dtypes == {torch.float32}
