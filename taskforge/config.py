@@ -585,6 +585,8 @@ def _coerce(value: Any, annotation: Any) -> Any:
         except (TypeError, ValueError):
             raise TypeError("expected a number") from None
     if annotation is str:
+        if isinstance(value, (list, tuple, dict, set)):
+            raise TypeError("expected a single text value")
         return str(value)
     if origin is dict:
         if not isinstance(value, Mapping):

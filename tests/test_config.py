@@ -272,7 +272,8 @@ def test_config_file_reports_all_problems(tmp_path):
     assert "got None" not in message
 
 
-@pytest.mark.parametrize("line", ["attention_dropout: abc", "attention_dropout: [0.1]", "seed: {a: 1}"])
+@pytest.mark.parametrize("line", ["attention_dropout: abc", "attention_dropout: [0.1]", "seed: {a: 1}",
+                                  "label_column: [a, b]", "text_column: {a: 1}"])
 def test_config_file_type_error_names_file(tmp_path, run_cli, line):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(f"task: sentiment\n{line}\n")
@@ -284,7 +285,8 @@ def test_config_file_type_error_names_file(tmp_path, run_cli, line):
     assert len(errors) == 1, result.stderr
     key = line.split(":")[0]
     assert f"from config file {str(config_file)!r}:" in errors[0]
-    assert ("expected a number" if key == "attention_dropout" else "expected an integer") in errors[0]
+    expected = {"attention_dropout": "expected a number", "seed": "expected an integer"}.get(key, "expected a single text value")
+    assert expected in errors[0]
     assert errors[0].endswith("fix the value")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
