@@ -37,7 +37,7 @@ RESUME_FIELDS = (
     "text_pair_column", "label_column", "label_names", "header", "max_train_samples", "validation_split",
     "drop_invalid", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "max_length",
     "gradient_accumulation_steps", "max_grad_norm", "group_by_length", "seed", "task_options",
-    "attention_dropout",
+    "attention_dropout", "precision",
     # Distillation runs only.
     "teacher", "student_layers", "temperature", "alpha", "hidden_weight",
 )
@@ -171,7 +171,17 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, config: Finetune
                        "the data is kept as a count of batches, so a changed batch size skips or repeats examples",
                        checkpoint, "; ".join(differences))
     state.resume_fields = current
-    accelerator.load_state(str(checkpoint))
+    try:
+        accelerator.load_state(str(checkpoint))
+    except RuntimeError as error:
+        # load_state_dict reports every missing and unexpected key; the first line says enough.
+        if "state_dict" not in str(error):
+            raise
+        reason = str(error).splitlines()[0].rstrip(":")
+        raise ConfigError(
+            f"checkpoint {str(checkpoint)!r} does not fit the model ({reason}), as a changed model shape "
+            f"under --force-resume does; restore the model options, or pass --overwrite to start over"
+        ) from None
     logger.info("resumed from %s at step %d (epoch %d, %d batches into it)", checkpoint, state.global_step,
                 state.epoch, state.batches_in_epoch)
     return state

@@ -155,6 +155,22 @@ def test_changed_config_rejects_resume(tmp_path, tiny_bert_dir, data_dir):
     assert output_dir.is_dir()
 
 
+def test_forced_resume_other_model_shape(tmp_path, tiny_bert_dir, tiny_distilbert_dir, data_dir):
+    output_dir = tmp_path / "reshaped"
+    staging = tmp_path / "reshaped.partial"
+    process = start_and_stop(finetune_command(tiny_bert_dir, data_dir, output_dir), staging, 2, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+
+    forced = run(finetune_command(tiny_distilbert_dir, data_dir, output_dir, "--resume", "auto", "--force-resume"))
+    errors = [line for line in forced.stderr.splitlines() if line.startswith("Error:")]
+
+    assert forced.returncode == 1
+    assert len(errors) == 1, forced.stderr
+    assert "does not fit the model (Error(s) in loading state_dict" in errors[0]
+    assert "Traceback" not in forced.stderr
+    assert staging.exists()
+
+
 def test_leftover_checkpoints_need_choice(tmp_path, tiny_bert_dir, data_dir):
     output_dir = tmp_path / "leftover"
     staging = tmp_path / "leftover.partial"
