@@ -145,14 +145,19 @@ def parse_extra_flags(arguments: list[str]) -> dict[str, Any]:
 
 def _reject_misspelled_flags(extra: dict[str, Any], cls: type[FinetuneConfig] = FinetuneConfig) -> None:
     """Raise for an extra flag that is one typo away from a flag of the command itself."""
-    import difflib
-
     names = [flag_name(field).replace("-", "_") for field in dataclasses.fields(cls)] + ["config"]
     if cls is FinetuneConfig:
         distill_only = {flag_name(field).replace("-", "_") for field in dataclasses.fields(DistillConfig)} - set(names)
         for key in extra:
             if key in distill_only:
                 raise ConfigError(f"--{key.replace('_', '-')} is an option of 'taskforge distill', not of 'finetune'")
+    _reject_misspelled_options(extra, names)
+
+
+def _reject_misspelled_options(extra: dict[str, Any], names: list[str]) -> None:
+    """Raise for an extra flag that is one typo away from one of ``names``, the command's own options."""
+    import difflib
+
     for key in extra:
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
         if close:
@@ -319,6 +324,8 @@ def predict_command(
     if texts and any(text.startswith("--") for text in texts):
         arguments, texts = arguments + list(texts), None
     extra = parse_extra_flags(arguments)
+    _reject_misspelled_options(extra, [param.name for param in ctx.command.params
+                                       if param.param_type_name == "option" and param.name])
     predictor = load(model_dir, precision=precision)
     option_names = {field.name for field in dataclasses.fields(predictor.task.options_class)} if predictor.task.options_class else set()
     task_options = {key: value for key, value in extra.items() if key in option_names}

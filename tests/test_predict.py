@@ -174,6 +174,23 @@ def test_cli_predict_field_given_twice(trained_sentiment, run_cli, flags):
     assert "--question is given twice; pass it once" in result.stderr
 
 
+def test_cli_predict_misspelled_option(trained_sentiment, run_cli, tmp_path):
+    result = run_cli("predict", "--model-dir", trained_sentiment[0], "--text", "fine", "--ouput-file", tmp_path / "p.jsonl")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert errors == ["Error: unknown option --ouput-file; did you mean --output-file?"]
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_predict_rejects_unknown_field(predictor):
+    with pytest.raises(DataError) as caught:
+        predictor.predict([{"text": "fine", "txt_pair": "also fine"}])
+
+    assert str(caught.value) == ("input 0 has the unknown field(s) txt_pair; task 'sentiment' takes the fields "
+                                 "text and text_pair")
+
+
 def test_cli_predict_missing_model(tmp_path, run_cli):
     result = run_cli("predict", "--model-dir", tmp_path / "nowhere", "some text")
     errors = error_lines(result.stderr)

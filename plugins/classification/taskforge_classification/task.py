@@ -87,6 +87,10 @@ class ClassificationTask(Task):
             if isinstance(item, str):
                 text, pair = item, None
             elif isinstance(item, Mapping) and "text" in item:
+                unknown = sorted(set(item) - {"text", "text_pair"})
+                if unknown:
+                    raise DataError(f"input {position} has the unknown field(s) {', '.join(map(str, unknown))}; "
+                                    f"task {self.name!r} takes the fields text and text_pair")
                 text, pair = item["text"], item.get("text_pair")
             elif isinstance(item, (tuple, list)) and len(item) == 2:
                 text, pair = item
