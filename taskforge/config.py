@@ -406,12 +406,16 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
             if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
                 problems.append(f"--output-dir {config.output_dir!r} cannot be written: {str(existing)!r} is not writable; "
                                 f"choose a directory you can write to")
+            elif config.overwrite and output.is_dir() and not os.access(output, os.W_OK):
+                problems.append(f"--output-dir {config.output_dir!r} is not writable, so --overwrite cannot replace it; "
+                                f"choose a directory you can write to")
     if too_long is None and config.output_dir is not None and Path(config.output_dir).is_dir() and not config.overwrite:
         problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
                         f"or choose another directory")
 
     if too_long is None and config.output_dir is not None:
         problems.extend(_inputs_in_output_dir(config))
+        problems.extend(_reserved_names_taken(config.output_dir))
     if too_long is None and config.output_dir is not None and config.resume is None and not config.overwrite:
         from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
 
@@ -447,13 +451,27 @@ def _overlong_output_name(output_dir: str) -> str | None:
     return None
 
 
+def _reserved_names_taken(output_dir: str) -> list[str]:
+    """Return a problem for each file or link where the run needs its own staging or backup folder."""
+    from taskforge.outputs import RETIRED_SUFFIX, STAGING_SUFFIX
+
+    output = Path(output_dir).expanduser()
+    problems = []
+    for suffix in (STAGING_SUFFIX, RETIRED_SUFFIX):
+        folder = output.with_name(output.name + suffix)
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            problems.append(f"{str(folder)!r} exists and is not a folder, but the run writes a folder there for "
+                            f"--output-dir {output_dir!r}; move it away or choose another --output-dir")
+    return problems
+
+
 def _inputs_in_output_dir(config: FinetuneConfig) -> list[str]:
     """Return a problem for each input file or model inside the folders that the run replaces or deletes."""
-    from taskforge.outputs import STAGING_SUFFIX
+    from taskforge.outputs import RETIRED_SUFFIX, STAGING_SUFFIX
 
     assert config.output_dir is not None
     output = Path(config.output_dir).expanduser().resolve()
-    replaced = [output, output.with_name(output.name + STAGING_SUFFIX), output.with_name(output.name + ".old")]
+    replaced = [output, output.with_name(output.name + STAGING_SUFFIX), output.with_name(output.name + RETIRED_SUFFIX)]
     distilling = isinstance(config, DistillConfig)
     inputs = [("--train-file", config.train_file), ("--validation-file", config.validation_file),
               ("--test-file", config.test_file), ("--student" if distilling else "--model", config.model)]

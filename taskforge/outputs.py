@@ -21,6 +21,7 @@ RUN_CONFIG_FILE = "taskforge_run.json"
 METRICS_FILE = "metrics.json"
 METRICS_LOG_FILE = "metrics.jsonl"
 STAGING_SUFFIX = ".partial"
+RETIRED_SUFFIX = ".old"
 
 
 def staging_path(output_dir: str | os.PathLike[str]) -> Path:
@@ -80,15 +81,19 @@ def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_mai
     if is_main:
         shutil.rmtree(checkpoints, ignore_errors=True)
         shutil.rmtree(staging / "best", ignore_errors=True)
-        if target.exists():
-            # Move the old output aside first so that a failure here still leaves one complete copy.
-            retired = target.with_name(target.name + ".old")
-            shutil.rmtree(retired, ignore_errors=True)
-            target.rename(retired)
-            staging.rename(target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(target)
+        try:
+            if target.exists():
+                # Move the old output aside first so that a failure here still leaves one complete copy.
+                retired = target.with_name(target.name + RETIRED_SUFFIX)
+                shutil.rmtree(retired, ignore_errors=True)
+                target.rename(retired)
+                staging.rename(target)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                staging.rename(target)
+        except OSError as error:
+            raise ConfigError(f"the finished run is in {str(staging)!r}, but it could not replace {str(target)!r}: "
+                              f"{error.strerror}; move it there by hand") from None
 
 
 def library_versions() -> dict[str, str]:

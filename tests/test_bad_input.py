@@ -481,6 +481,31 @@ def test_inputs_inside_output_dir(run_cli, tiny_bert_dir, data_dir, tmp_path):
     assert (tmp_path / "runs.partial" / "valid.csv").is_file()
 
 
+def test_overwrite_of_locked_output_dir(run_cli, tiny_bert_dir, data_dir, read_only_dir):
+    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
+                     data_dir / "train.csv", "--output-dir", read_only_dir, "--overwrite", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "is not writable, so --overwrite cannot replace it" in errors[0]
+    assert not read_only_dir.with_name("locked.partial").exists()
+
+
+@pytest.mark.parametrize("suffix", [".partial", ".old"])
+def test_staging_name_taken_by_file(finetune, data_dir, tmp_path, suffix):
+    (tmp_path / f"out{suffix}").write_text("mine")
+
+    result = finetune("--train-file", data_dir / "train.csv")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert f"{str(tmp_path / ('out' + suffix))!r} exists and is not a folder" in errors[0]
+    assert (tmp_path / f"out{suffix}").read_text() == "mine"
+    assert not (tmp_path / "out").exists()
+
+
 def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
     import shutil
 
