@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from taskforge.config import PRECISIONS
 from taskforge.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ def resolve_precision(requested: str, use_cpu: bool) -> tuple[str, str]:
     """
     import torch
 
+    if requested not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     on_cuda = torch.cuda.is_available() and not use_cpu
     if requested == "fp16" and not on_cuda:
         raise ConfigError("--precision fp16 needs a CUDA GPU; on the CPU pass --precision bf16 or fp32")

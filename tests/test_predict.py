@@ -214,3 +214,10 @@ def test_cli_predict_empty_text_row(trained_sentiment, tmp_path, run_cli):
     assert "inputs.csv row 2" in errors[0]
     # The fix the message suggests must be one that this command accepts.
     assert suggested_flags <= command_options("predict")
+
+
+def test_load_rejects_unknown_precision(trained_sentiment):
+    with pytest.raises(ConfigError) as caught:
+        taskforge.load(trained_sentiment[0], precision="fp8")
+
+    assert str(caught.value) == "--precision must be one of auto, fp32, bf16, fp16, got 'fp8'"
