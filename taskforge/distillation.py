@@ -169,7 +169,7 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
     import transformers
     from transformers import AutoTokenizer
 
-    from taskforge.models import resolve_model
+    from taskforge.models import check_finite_weights, resolve_model
     from taskforge.predictor import saved_label_set
 
     path = resolve_model(name, "--teacher")
@@ -187,6 +187,7 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
             f"--teacher {name!r} has no trained {task.name!r} head (newly initialised: {', '.join(sorted(fresh)[:4])}); "
             f"pass a model fine-tuned on this task, for example the output of 'taskforge finetune --task {task.name}'"
         )
+    check_finite_weights(model, "--teacher", name)
     model.eval()
     model.requires_grad_(False)
     labels = _align_labels(name, saved_label_set(model.config), model.config, data_labels)

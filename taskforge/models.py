@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from taskforge.errors import ModelNotFoundError
+from taskforge.errors import ConfigError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -105,3 +105,16 @@ def attention_dropout_override(config: PretrainedConfig, value: float | None) ->
                    "--attention-dropout or the task's default) is not applied",
                    type(config).__name__, ", ".join(ATTENTION_DROPOUT_KEYS), value)
     return {}
+
+
+def check_finite_weights(model: Any, flag: str, value: str) -> None:
+    """Raise :class:`ConfigError` when a weight of ``model`` is NaN or infinite.
+
+    Such a model makes every loss non-finite, and the training loop could only blame the learning
+    rate or the precision.
+    """
+    import torch
+
+    for name, parameter in model.named_parameters():
+        if not bool(torch.isfinite(parameter).all()):
+            raise ConfigError(f"{flag} {value!r} has NaN or infinite values in {name}; pass an undamaged model")

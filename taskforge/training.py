@@ -11,7 +11,7 @@ from taskforge import outputs
 from taskforge.api import FinetuneResult, column_options, data_file, load_split
 from taskforge.data import stratified_split
 from taskforge.errors import ConfigError, DataError, ModelNotFoundError, TaskforgeError
-from taskforge.models import attention_dropout_override, resolve_model
+from taskforge.models import attention_dropout_override, check_finite_weights, resolve_model
 from taskforge.task import DataFile
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
             reason = " ".join(str(error).split())[:300]
             raise ModelNotFoundError(f"{flag} {config.model!r} could not be loaded as a {task.model_class} ({reason}); "
                                      f"pass a complete model directory") from error
+        check_finite_weights(model, flag, config.model)
         logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                     type(model).__name__)
     max_length = _check_max_length(config.max_length, tokenizer)

@@ -506,6 +506,27 @@ def test_staging_name_taken_by_file(finetune, data_dir, tmp_path, suffix):
     assert not (tmp_path / "out").exists()
 
 
+def test_model_with_nan_weights(run_cli, tiny_bert_dir, data_dir, tmp_path):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(tiny_bert_dir)
+    with torch.no_grad():
+        model.encoder.layer[1].output.dense.weight[0, 0] = float("nan")
+    model.save_pretrained(tmp_path / "nan")
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "nan")
+
+    result = run_cli("finetune", "--task", "classification", "--model", tmp_path / "nan", "--train-file",
+                     data_dir / "train.csv", "--output-dir", tmp_path / "out", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert errors[0] == (f"Error: --model {str(tmp_path / 'nan')!r} has NaN or infinite values in "
+                         f"bert.encoder.layer.1.output.dense.weight; pass an undamaged model")
+    assert_no_output(tmp_path / "out")
+
+
 def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
     import shutil
 

@@ -465,6 +465,23 @@ def test_damaged_teacher_and_clashing_output(tmp_path, run_cli, teacher_dir, dat
     assert (teacher_dir / "model.safetensors").is_file()
 
 
+def test_teacher_with_nan_weights(tmp_path, run_cli, teacher_dir, data_dir):
+    from safetensors.torch import load_file, save_file
+
+    damaged = tmp_path / "nan-teacher"
+    shutil.copytree(teacher_dir, damaged)
+    weights = load_file(str(damaged / "model.safetensors"))
+    weights["classifier.weight"][0, 0] = float("inf")
+    save_file(weights, str(damaged / "model.safetensors"), metadata={"format": "pt"})
+
+    result = run_cli(*distill_args(damaged, data_dir, tmp_path / "out", "--student-layers", "1"))
+
+    assert result.exit_code == 1
+    [line] = error_lines(result.stderr)
+    assert line == f"Error: --teacher {str(damaged)!r} has NaN or infinite values in classifier.weight; pass an undamaged model"
+    assert not (tmp_path / "out").exists()
+
+
 def test_distill_options_on_finetune_are_pointed_out(run_cli, tmp_path, data_dir, tiny_bert_dir):
     result = run_cli("finetune", "--task", "classification", "--model", str(tiny_bert_dir),
                      "--train-file", str(data_dir / "train.csv"), "--teacher", "x", "--output-dir", str(tmp_path / "o"))
