@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -436,7 +437,14 @@ def _configure_logging(level: int) -> None:
 
 def main() -> None:
     """Entry point of the ``taskforge`` console script."""
+    # SIGTERM unwinds like Ctrl-C, so that an unfinished output folder is removed. The training loop
+    # replaces this handler with its own, which saves a checkpoint first.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     app()
+
+
+def _raise_keyboard_interrupt(number: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
