@@ -440,7 +440,27 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so that an unfinished output folder is removed. The training loop
     # replaces this handler with its own, which saves a checkpoint first.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    repeated = _repeated_option(sys.argv[1:])
+    if repeated is not None:
+        # Click keeps the last value of a repeated option; no taskforge option takes several values.
+        typer.echo(f"Error: {repeated} is given twice; pass it once", err=True)
+        raise SystemExit(2)
     app()
+
+
+def _repeated_option(arguments: list[str]) -> str | None:
+    """Return the first ``--option`` that occurs twice in ``arguments`` (up to a bare ``--``), or None."""
+    seen = set()
+    for argument in arguments:
+        if argument == "--":
+            break
+        if not argument.startswith("--"):
+            continue
+        name = argument.partition("=")[0]
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _raise_keyboard_interrupt(number: int, frame: Any) -> None:

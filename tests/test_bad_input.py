@@ -366,6 +366,17 @@ def test_process_error_without_traceback(tmp_path):
     assert_no_output(tmp_path / "out")
 
 
+@pytest.mark.parametrize("arguments, repeated", [
+    (["finetune", "--epochs", "1", "--task", "sentiment", "--epochs=2"], "--epochs"),
+    (["predict", "--model-dir", "a", "--model-dir", "b", "text"], "--model-dir"),
+])
+def test_option_given_twice(tmp_path, arguments, repeated):
+    result = run_module(*arguments)
+
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [f"Error: {repeated} is given twice; pass it once"]
+
+
 def test_debug_shows_traceback(tmp_path):
     result = run_module("--debug", "finetune", "--task", "classification", "--train-file", str(tmp_path / "absent.csv"),
                         "--output-dir", str(tmp_path / "out"))
