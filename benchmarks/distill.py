@@ -120,12 +120,12 @@ def train(kind: str, command: list[str], output_dir: Path, metric: str) -> dict[
     return result
 
 
-def predict_once(model_dir: str, input_file: Path) -> tuple[int, float, float]:
+def predict_once(model_dir: str, input_file: Path, precision: str) -> tuple[int, float, float]:
     """Run ``taskforge predict`` on ``input_file``; return the inputs, the predict call's seconds as
     logged, and the whole process's seconds."""
     stderr, seconds, _ = run_measured([
         sys.executable, "-m", "taskforge", "predict", "--model-dir", model_dir, "--input-file", str(input_file),
-        "--text-column", "sentence", "--output-file", os.devnull, "--precision", "bf16",
+        "--text-column", "sentence", "--output-file", os.devnull, "--precision", precision,
     ])
     match = PREDICT_LINE.search(stderr)
     if match is None:
@@ -133,12 +133,12 @@ def predict_once(model_dir: str, input_file: Path) -> tuple[int, float, float]:
     return int(match.group(1)), float(match.group(2)), seconds
 
 
-def predict_speed(models: dict[str, str], input_file: Path, repeats: int) -> dict[str, Any]:
+def predict_speed(models: dict[str, str], input_file: Path, repeats: int, precision: str) -> dict[str, Any]:
     """Time ``taskforge predict`` with each model in turns; the fastest of ``repeats`` runs counts."""
     runs: dict[str, list[tuple[int, float, float]]] = {name: [] for name in models}
     for _ in range(repeats):
         for name, model_dir in models.items():
-            runs[name].append(predict_once(model_dir, input_file))
+            runs[name].append(predict_once(model_dir, input_file, precision))
     return {
         name: {"model_dir": models[name], "inputs": timings[0][0], "predict_s": min(t[1] for t in timings),
                "process_s": round(min(t[2] for t in timings), 2), "all_predict_s": [t[1] for t in timings]}
@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--seeds", default=None,
                         help="comma-separated seeds of the two students (default: 42 for sst2, 0 for squad)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each predict timing; the fastest counts")
+    parser.add_argument("--predict-precision", choices=("auto", "bf16", "fp32"), default="bf16",
+                        help="--precision of the timed predict runs (default: bf16, as the suite trains)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the trained models here; finished ones found there are reused, not retrained")
     parser.add_argument("--speed-only", metavar="STUDENT", default=None,
@@ -177,7 +179,9 @@ def main() -> None:
     out = args.out or REPO / "benchmarks" / "results" / f"distill_{args.suite}.json"
     dev = args.data_dir / "sst2" / "dev.tsv"
     if args.speed_only is not None:
-        result["predict"] = predict_speed({"teacher": args.teacher, "student": args.speed_only}, dev, args.repeats)
+        result["predict"] = predict_speed({"teacher": args.teacher, "student": args.speed_only}, dev, args.repeats,
+                                          args.predict_precision)
+        result["settings"]["predict_precision"] = args.predict_precision
         result["ratios"] = speed_ratios(result["predict"])
         write_result(out, result)
         return
@@ -208,7 +212,9 @@ def main() -> None:
             result["students"].append(pair)
         if args.suite == "sst2":
             student = result["students"][0]["distilled"]["output_dir"]
-            result["predict"] = predict_speed({"teacher": teacher, "student": student}, dev, args.repeats)
+            result["predict"] = predict_speed({"teacher": teacher, "student": student}, dev, args.repeats,
+                                              args.predict_precision)
+            result["settings"]["predict_precision"] = args.predict_precision
 
     teacher_score = result["teacher"][metric]
     distilled = [pair["distilled"][metric] for pair in result["students"]]

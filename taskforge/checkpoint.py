@@ -174,7 +174,7 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, config: Finetune
     try:
         accelerator.load_state(str(checkpoint))
     except RuntimeError as error:
-        # load_state_dict reports every missing and unexpected key; the first line says enough.
+        # The first line of load_state_dict's error names the problem, and the rest lists every key.
         if "state_dict" not in str(error):
             raise
         reason = str(error).splitlines()[0].rstrip(":")

@@ -56,9 +56,12 @@ def predict_outputs(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
+    import pyarrow.compute as pc
+
     columns = model_input_columns(model, features)
-    lengths = [len(ids) for ids in features["input_ids"]]
-    order = sorted(range(len(features)), key=lambda i: -lengths[i])
+    # Arrow counts the lengths without turning every row into a Python list first.
+    lengths = pc.list_value_length(features.with_format("arrow")["input_ids"]).to_numpy(zero_copy_only=False)
+    order = np.argsort(-lengths, kind="stable").tolist()
     ordered = features.select_columns(columns).select(order)
     loader = DataLoader(ordered, batch_size=batch_size, shuffle=False, collate_fn=collator)
     if accelerator is not None:

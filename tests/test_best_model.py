@@ -108,15 +108,16 @@ def test_loss_metric_is_minimised(tmp_path, monkeypatch, run_cli, tiny_bert_dir,
 
 @pytest.fixture(scope="module")
 def nan_model_dir(tmp_path_factory, tiny_bert_dir) -> Path:
-    """The tiny BERT with one NaN in its embedding LayerNorm, so every loss is NaN."""
-    import math
+    """The tiny BERT with an embedding LayerNorm scaled to overflow, so every loss is NaN.
 
+    The weights themselves stay finite: a NaN weight is rejected when the model loads.
+    """
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(tiny_bert_dir)
     with torch.no_grad():
-        model.embeddings.LayerNorm.weight[0] = math.nan
+        model.embeddings.LayerNorm.weight.fill_(3e38)
     path = tmp_path_factory.mktemp("nan-bert")
     model.save_pretrained(path)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(path)

@@ -147,7 +147,7 @@ def test_cut_student_keeps_exactly_the_chosen_layers(tmp_path):
                        teacher_state["bert.encoder.layer.4.output.dense.weight"])
 
 
-def test_cut_student_of_bf16_teacher_is_float32():
+def test_cut_student_from_bf16_is_float32():
     from transformers import BertConfig, BertForSequenceClassification
 
     config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
