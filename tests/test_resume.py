@@ -26,12 +26,19 @@ RUN_FLAGS = ("--epochs", "3", "--save-steps", "1", "--save-total-limit", "3", "-
 
 
 def finetune_command(model_dir: Path, data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    """Return the command of the test run; an option in ``extra`` replaces the same option of RUN_FLAGS."""
     flags = list(FAST_FLAGS)
     flags[flags.index("--batch-size") + 1] = "4"
+    run_flags = list(RUN_FLAGS)
+    for option in extra:
+        # Every option of RUN_FLAGS but the last takes a value.
+        if option.startswith("--") and option in run_flags[:-1]:
+            index = run_flags.index(option)
+            del run_flags[index:index + 2]
     return [
         sys.executable, "-m", "taskforge", "finetune", "--task", "classification", "--model", str(model_dir),
         "--train-file", str(data_dir / "train.csv"), "--validation-file", str(data_dir / "validation.csv"),
-        "--output-dir", str(output_dir), *flags, *RUN_FLAGS, *extra,
+        "--output-dir", str(output_dir), *flags, *run_flags, *extra,
     ]
 
 
