@@ -273,6 +273,7 @@ def evaluate_command(
     """
     from taskforge.api import load
 
+    _reject_same_file(output_file, "--output-file", data_file, "--data-file")
     if predictions_dir is not None and predictions_dir.exists() and not predictions_dir.is_dir():
         raise ConfigError(f"--predictions-dir {str(predictions_dir)!r} is a file; pass a directory path")
     if predictions_dir is not None:
@@ -324,6 +325,7 @@ def predict_command(
     arguments = list(ctx.args)
     if texts and any(text.startswith("--") for text in texts):
         arguments, texts = arguments + list(texts), None
+    _reject_same_file(output_file, "--output-file", input_file, "--input-file")
     extra = parse_extra_flags(arguments)
     _reject_misspelled_options(extra, [param.name for param in ctx.command.params
                                        if param.param_type_name == "option" and param.name])
@@ -403,6 +405,15 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _reject_same_file(output: Path | None, output_flag: str, source: Path | None, source_flag: str) -> None:
+    """Raise when the file to write is the file the command reads."""
+    if output is None or source is None or not source.exists():
+        return
+    if output.resolve() == source.resolve():
+        raise ConfigError(f"{output_flag} {str(output)!r} is the {source_flag}, which writing would replace; "
+                          f"choose another {output_flag}")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (an --output-file) through a temporary file, so no half-written file remains."""
     path = Path(path)
@@ -456,9 +467,11 @@ def _repeated_option(arguments: list[str]) -> str | None:
             break
         if not argument.startswith("--"):
             continue
-        name = argument.partition("=")[0]
+        given = argument.partition("=")[0]
+        # --header and --no-header set the same option.
+        name = "--" + given[len("--no-"):] if given.startswith("--no-") else given
         if name in seen:
-            return name
+            return given
         seen.add(name)
     return None
 

@@ -386,42 +386,7 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     check(0 <= config.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {config.seed}")
-    too_long = _overlong_output_name(config.output_dir) if config.output_dir is not None else None
-    if too_long is not None:
-        problems.append(too_long)
-    elif config.output_dir is not None:
-        output = Path(config.output_dir)
-        if str(config.output_dir).strip() in ("", "."):
-            problems.append(f"--output-dir {config.output_dir!r} is not a directory name; pass a path such as outputs/run1")
-        elif output.exists() and not output.is_dir():
-            problems.append(f"--output-dir {config.output_dir!r} is a file; pass a directory path")
-        elif not output.parent.is_dir() and output.parent.exists():
-            problems.append(f"--output-dir {config.output_dir!r} is inside {str(output.parent)!r}, which is a file")
-        else:
-            # The run writes <output-dir>.partial beside the target, so the nearest existing folder
-            # above it must be writable.
-            existing = output.absolute().parent
-            while not existing.exists():
-                existing = existing.parent
-            if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-                problems.append(f"--output-dir {config.output_dir!r} cannot be written: {str(existing)!r} is not writable; "
-                                f"choose a directory you can write to")
-            elif config.overwrite and output.is_dir() and not os.access(output, os.W_OK):
-                problems.append(f"--output-dir {config.output_dir!r} is not writable, so --overwrite cannot replace it; "
-                                f"choose a directory you can write to")
-    if too_long is None and config.output_dir is not None and Path(config.output_dir).is_dir() and not config.overwrite:
-        problems.append(f"--output-dir {config.output_dir!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
-                        f"or choose another directory")
-
-    if too_long is None and config.output_dir is not None:
-        problems.extend(_inputs_in_output_dir(config))
-        problems.extend(_reserved_names_taken(config.output_dir))
-    if too_long is None and config.output_dir is not None and config.resume is None and not config.overwrite:
-        from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
-
-        staging = staging_path(config.output_dir)
-        if has_checkpoints(staging):
-            problems.append(unfinished_run_message(staging))
+    problems.extend(_output_dir_problems(config))
     if isinstance(config, DistillConfig):
         problems.extend(_distill_problems(config))
     if task is not None:
@@ -431,8 +396,60 @@ def validate(config: FinetuneConfig, task: Any | None = None, problems: list[str
         raise ConfigError("invalid configuration: " + "; ".join(problems))
 
 
-# Maximum length of a file name in bytes on ext4 and XFS, the usual Linux file systems.
+# Linux limits in bytes: NAME_MAX for a file name (ext4, XFS) and PATH_MAX for a whole path.
 NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def _output_dir_problems(config: FinetuneConfig) -> list[str]:
+    """Return the problems with ``--output-dir``: its name, its place, and the inputs it would replace."""
+    value = config.output_dir
+    if value is None:
+        return []
+    output = Path(value)
+    if "\0" in value:
+        return [f"--output-dir {value!r} contains a NUL character; pass a plain path"]
+    if not value.strip() or output.name in ("", ".", ".."):
+        return [f"--output-dir {value!r} is not a directory name; pass a path such as outputs/run1"]
+    too_long = _overlong_output_name(value)
+    if too_long is not None:
+        return [too_long]
+    if len(os.fsencode(str(output.absolute()))) + len(".partial") >= PATH_MAX:
+        return [f"--output-dir is a path of more than {PATH_MAX} bytes with '.partial' added; choose a shorter path"]
+    if output.is_symlink() and not output.exists():
+        return [f"--output-dir {value!r} is a symbolic link to a missing folder; remove the link or choose another "
+                f"--output-dir"]
+
+    problems = []
+    if output.exists() and not output.is_dir():
+        problems.append(f"--output-dir {value!r} is a file; pass a directory path")
+    elif not output.parent.is_dir() and output.parent.exists():
+        problems.append(f"--output-dir {value!r} is inside {str(output.parent)!r}, which is a file")
+    else:
+        # The run writes <output-dir>.partial beside the target, so the nearest existing folder
+        # above it must be writable.
+        existing = output.absolute().parent
+        while not existing.exists():
+            existing = existing.parent
+        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"--output-dir {value!r} cannot be written: {str(existing)!r} is not writable; "
+                            f"choose a directory you can write to")
+        elif config.overwrite and output.is_dir() and not os.access(output, os.W_OK):
+            problems.append(f"--output-dir {value!r} is not writable, so --overwrite cannot replace it; "
+                            f"choose a directory you can write to")
+    if output.is_dir() and not config.overwrite:
+        problems.append(f"--output-dir {value!r} already exists; pass --overwrite (overwrite=True in Python) to replace it "
+                        f"or choose another directory")
+    problems.extend(_inputs_in_output_dir(config))
+    problems.extend(_reserved_names_taken(value))
+
+    if config.resume is None and not config.overwrite:
+        from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
+
+        staging = staging_path(value)
+        if has_checkpoints(staging):
+            problems.append(unfinished_run_message(staging))
+    return problems
 
 
 def _overlong_output_name(output_dir: str) -> str | None:
@@ -455,7 +472,7 @@ def _reserved_names_taken(output_dir: str) -> list[str]:
     """Return a problem for each file or link where the run needs its own staging or backup folder."""
     from taskforge.outputs import RETIRED_SUFFIX, STAGING_SUFFIX
 
-    output = Path(output_dir).expanduser()
+    output = Path(output_dir)
     problems = []
     for suffix in (STAGING_SUFFIX, RETIRED_SUFFIX):
         folder = output.with_name(output.name + suffix)
@@ -467,21 +484,38 @@ def _reserved_names_taken(output_dir: str) -> list[str]:
 
 def _inputs_in_output_dir(config: FinetuneConfig) -> list[str]:
     """Return a problem for each input file or model inside the folders that the run replaces or deletes."""
+    from taskforge.errors import TaskforgeError
+    from taskforge.models import PACKAGED_MODELS, resolve_model
     from taskforge.outputs import RETIRED_SUFFIX, STAGING_SUFFIX
 
     assert config.output_dir is not None
-    output = Path(config.output_dir).expanduser().resolve()
-    replaced = [output, output.with_name(output.name + STAGING_SUFFIX), output.with_name(output.name + RETIRED_SUFFIX)]
+    # The run writes to these names as given, so each is resolved on its own: through a symbolic
+    # link, <output-dir>.partial can lie elsewhere than the target's resolved folder.
+    output = Path(config.output_dir)
+    replaced = [folder.resolve() for folder in (output, output.with_name(output.name + STAGING_SUFFIX),
+                                                output.with_name(output.name + RETIRED_SUFFIX))]
     distilling = isinstance(config, DistillConfig)
-    inputs = [("--train-file", config.train_file), ("--validation-file", config.validation_file),
-              ("--test-file", config.test_file), ("--student" if distilling else "--model", config.model)]
+    models = [("--student" if distilling else "--model", config.model)]
     if distilling:
-        inputs.append(("--teacher", config.teacher))
-    problems = []
-    for flag, value in inputs:
-        if value is None or not Path(value).expanduser().exists():
+        models.append(("--teacher", config.teacher))
+    inputs = [(flag, value, Path(value)) for flag, value in (("--train-file", config.train_file),
+              ("--validation-file", config.validation_file), ("--test-file", config.test_file)) if value is not None]
+    for flag, value in models:
+        if value is None:
             continue
-        path = Path(value).expanduser().resolve()
+        if value in PACKAGED_MODELS:
+            try:
+                inputs.append((flag, value, Path(resolve_model(value, flag))))
+            except TaskforgeError:
+                continue
+        else:
+            # Model paths expand ~ as resolve_model does.
+            inputs.append((flag, value, Path(value).expanduser()))
+    problems = []
+    for flag, value, given in inputs:
+        if not given.exists():
+            continue
+        path = given.resolve()
         for folder in replaced:
             if path == folder or folder in path.parents:
                 problems.append(f"{flag} {value!r} is inside {str(folder)!r}, which the run replaces; "

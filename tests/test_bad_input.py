@@ -369,6 +369,7 @@ def test_process_error_without_traceback(tmp_path):
 @pytest.mark.parametrize("arguments, repeated", [
     (["finetune", "--epochs", "1", "--task", "sentiment", "--epochs=2"], "--epochs"),
     (["predict", "--model-dir", "a", "--model-dir", "b", "text"], "--model-dir"),
+    (["finetune", "--no-header", "--task", "sentiment", "--header"], "--header"),
 ])
 def test_option_given_twice(tmp_path, arguments, repeated):
     result = run_module(*arguments)
@@ -536,6 +537,83 @@ def test_model_with_nan_weights(run_cli, tiny_bert_dir, data_dir, tmp_path):
     assert errors[0] == (f"Error: --model {str(tmp_path / 'nan')!r} has NaN or infinite values in "
                          f"bert.encoder.layer.1.output.dense.weight; pass an undamaged model")
     assert_no_output(tmp_path / "out")
+
+
+def test_symlinked_output_dir_keeps_inputs(finetune, data_dir, tmp_path):
+    import shutil
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "real")
+    (tmp_path / "out.partial").mkdir()
+    shutil.copy(data_dir / "train.csv", tmp_path / "out.partial" / "train.csv")
+
+    result = finetune("--train-file", tmp_path / "out.partial" / "train.csv", "--overwrite")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert f"is inside {str(tmp_path / 'out.partial')!r}, which the run replaces" in errors[0]
+    assert (tmp_path / "out.partial" / "train.csv").is_file()
+    assert (tmp_path / "out").is_symlink()
+
+
+def test_literal_tilde_output_dir_keeps_inputs(run_cli, tiny_bert_dir, data_dir, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "~" / "out").mkdir(parents=True)
+    shutil.copy(data_dir / "train.csv", tmp_path / "~" / "out" / "train.csv")
+
+    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
+                     "./~/out/train.csv", "--output-dir", "~/out", "--overwrite", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "--train-file './~/out/train.csv' is inside" in errors[0]
+    assert (tmp_path / "~" / "out" / "train.csv").is_file()
+
+
+def test_packaged_model_folder_not_output(tmp_path):
+    import dataclasses
+
+    from taskforge.config import resolve, validate
+    from taskforge.errors import ConfigError
+    from taskforge.models import resolve_model
+    from taskforge_sentiment import SentimentTask
+
+    (tmp_path / "train.csv").write_text("text,label\ngood,1\nbad,0\n")
+    packaged = resolve_model("minilm-l6")
+    config = resolve({"task": "sentiment", "train_file": str(tmp_path / "train.csv")}, task_defaults=SentimentTask.defaults)
+    config = dataclasses.replace(config, output_dir=packaged, overwrite=True)
+
+    with pytest.raises(ConfigError) as caught:
+        validate(config)
+
+    assert f"--model 'minilm-l6' is inside {packaged!r}, which the run replaces" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [".", "/", "..", "runs/.."])
+def test_output_dir_without_name(run_cli, tiny_bert_dir, data_dir, value):
+    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
+                     data_dir / "train.csv", "--output-dir", value, "--overwrite", *FAST_FLAGS)
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert f"--output-dir {value!r} is not a directory name" in errors[0]
+
+
+def test_output_dir_dangling_symlink(finetune, data_dir, tmp_path):
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+
+    result = finetune("--train-file", data_dir / "train.csv")
+    errors = error_lines(result.stderr)
+
+    assert result.exit_code == 1
+    assert len(errors) == 1, result.stderr
+    assert "is a symbolic link to a missing folder" in errors[0]
+    assert not (tmp_path / "out.partial").exists()
 
 
 def test_model_without_tokenizer(run_cli, tmp_path, tiny_bert_dir, data_dir):
