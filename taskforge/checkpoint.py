@@ -156,10 +156,11 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, config: Finetune
     saved = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
     state = TrainerState(**saved)
     current = resume_fields(config)
+    # A checkpoint of an older taskforge lacks the fields added since; those are not compared.
     differences = [
         f"{name}: {state.resume_fields.get(name)!r} -> {current.get(name)!r}"
         for name in RESUME_FIELDS
-        if _normalise(state.resume_fields.get(name)) != _normalise(current.get(name))
+        if name in state.resume_fields and _normalise(state.resume_fields[name]) != _normalise(current.get(name))
     ]
     if differences and not force:
         raise ConfigError(
