@@ -156,7 +156,7 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, config: Finetune
     saved = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
     state = TrainerState(**saved)
     current = resume_fields(config)
-    # A checkpoint of an older taskforge lacks the fields added since; those are not compared.
+    # A checkpoint of an older taskforge lacks the fields added since, so those are not compared.
     differences = [
         f"{name}: {state.resume_fields.get(name)!r} -> {current.get(name)!r}"
         for name in RESUME_FIELDS
