@@ -34,6 +34,17 @@ def finetune(run_cli, tiny_bert_dir, tmp_path):
     return run
 
 
+@pytest.fixture
+def finetune_to(run_cli, tiny_bert_dir, data_dir):
+    """Run ``taskforge finetune`` on the tiny BERT and the toy data into the given output directory."""
+
+    def run(output_dir, *flags: str):
+        return run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
+                       data_dir / "train.csv", "--output-dir", output_dir, *FAST_FLAGS, *flags)
+
+    return run
+
+
 def test_missing_train_file(finetune, tmp_path):
     result = finetune("--train-file", tmp_path / "absent.csv")
     errors = error_lines(result.stderr)
@@ -441,9 +452,8 @@ def read_only_dir(tmp_path):
     folder.chmod(0o755)
 
 
-def test_output_dir_not_writable(run_cli, tiny_bert_dir, data_dir, read_only_dir):
-    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
-                     data_dir / "train.csv", "--output-dir", read_only_dir / "run" / "out", *FAST_FLAGS)
+def test_output_dir_not_writable(finetune_to, read_only_dir):
+    result = finetune_to(read_only_dir / "run" / "out")
     errors = error_lines(result.stderr)
 
     assert result.exit_code == 1
@@ -458,9 +468,8 @@ def test_output_dir_not_writable(run_cli, tiny_bert_dir, data_dir, read_only_dir
     ("x" * 248, "ends in a name of 248 bytes ('xxxxxxxxxxxxxxxxxxxxxxxx'...); it can have at most 247"),
     ("y" * 256 + "/out", "has a folder name of 256 bytes ('yyyyyyyyyyyyyyyyyyyyyyyy'...); names can have at most 255"),
 ])
-def test_output_dir_name_too_long(run_cli, tiny_bert_dir, data_dir, tmp_path, relative, expected):
-    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
-                     data_dir / "train.csv", "--output-dir", tmp_path / relative, *FAST_FLAGS)
+def test_output_dir_name_too_long(finetune_to, tmp_path, relative, expected):
+    result = finetune_to(tmp_path / relative)
     errors = error_lines(result.stderr)
 
     assert result.exit_code == 1
@@ -493,9 +502,8 @@ def test_inputs_inside_output_dir(run_cli, tiny_bert_dir, data_dir, tmp_path):
     assert (tmp_path / "runs.partial" / "valid.csv").is_file()
 
 
-def test_overwrite_of_locked_output_dir(run_cli, tiny_bert_dir, data_dir, read_only_dir):
-    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
-                     data_dir / "train.csv", "--output-dir", read_only_dir, "--overwrite", *FAST_FLAGS)
+def test_overwrite_of_locked_output_dir(finetune_to, read_only_dir):
+    result = finetune_to(read_only_dir, "--overwrite")
     errors = error_lines(result.stderr)
 
     assert result.exit_code == 1
@@ -594,9 +602,8 @@ def test_packaged_model_folder_not_output(tmp_path):
 
 
 @pytest.mark.parametrize("value", [".", "/", "..", "runs/.."])
-def test_output_dir_without_name(run_cli, tiny_bert_dir, data_dir, value):
-    result = run_cli("finetune", "--task", "classification", "--model", tiny_bert_dir, "--train-file",
-                     data_dir / "train.csv", "--output-dir", value, "--overwrite", *FAST_FLAGS)
+def test_output_dir_without_name(finetune_to, value):
+    result = finetune_to(value, "--overwrite")
     errors = error_lines(result.stderr)
 
     assert result.exit_code == 1

@@ -191,30 +191,21 @@ def test_predict_rejects_unknown_field(predictor):
                                  "text and text_pair")
 
 
-def test_cli_predict_output_is_input(trained_sentiment, run_cli, tmp_path):
-    inputs = tmp_path / "inputs.csv"
-    inputs.write_text("text\na fine film\n")
+@pytest.mark.parametrize("command, source_flag, content", [
+    ("predict", "--input-file", "text\na fine film\n"),
+    ("evaluate", "--data-file", "text,label\na fine film,positive\n"),
+])
+def test_cli_output_file_is_input(trained_sentiment, run_cli, tmp_path, command, source_flag, content):
+    source = tmp_path / "rows.csv"
+    source.write_text(content)
 
-    result = run_cli("predict", "--model-dir", trained_sentiment[0], "--input-file", inputs, "--output-file", inputs)
+    result = run_cli(command, "--model-dir", trained_sentiment[0], source_flag, source, "--output-file", source)
     errors = error_lines(result.stderr)
 
     assert result.exit_code == 1
-    assert errors == [f"Error: --output-file {str(inputs)!r} is the --input-file, which writing would replace; "
+    assert errors == [f"Error: --output-file {str(source)!r} is the {source_flag}, which writing would replace; "
                       f"choose another --output-file"]
-    assert inputs.read_text() == "text\na fine film\n"
-
-
-def test_cli_evaluate_output_is_data(trained_sentiment, run_cli, tmp_path):
-    data = tmp_path / "data.csv"
-    data.write_text("text,label\na fine film,positive\n")
-
-    result = run_cli("evaluate", "--model-dir", trained_sentiment[0], "--data-file", data, "--output-file", data)
-    errors = error_lines(result.stderr)
-
-    assert result.exit_code == 1
-    assert errors == [f"Error: --output-file {str(data)!r} is the --data-file, which writing would replace; "
-                      f"choose another --output-file"]
-    assert data.read_text() == "text,label\na fine film,positive\n"
+    assert source.read_text() == content
 
 
 def test_cli_predict_missing_model(tmp_path, run_cli):
