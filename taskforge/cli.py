@@ -451,28 +451,53 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so that an unfinished output folder is removed. The training loop
     # replaces this handler with its own, which saves a checkpoint first.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    repeated = _repeated_option(sys.argv[1:])
+    repeated = _repeated_option(sys.argv[1:], _option_names(sys.argv[1:]))
     if repeated is not None:
-        # Click keeps the last value of a repeated option; no taskforge option takes several values.
-        typer.echo(f"Error: {repeated} is given twice; pass it once", err=True)
+        # Click keeps the last value of a repeated option, and no taskforge option takes several values.
+        given, first = repeated
+        if given == first:
+            message = f"{given} is given twice; pass it once"
+        else:
+            message = f"{given} and {first} set the same option; pass one of them"
+        typer.echo(f"Error: {message}", err=True)
         raise SystemExit(2)
     app()
 
 
-def _repeated_option(arguments: list[str]) -> str | None:
-    """Return the first ``--option`` that occurs twice in ``arguments`` (up to a bare ``--``), or None."""
-    seen = set()
+def _option_names(arguments: list[str]) -> dict[str, str]:
+    """Map each spelling of the options of the command in ``arguments`` (and the global ones) to its name."""
+    group = typer.main.get_command(app)
+    commands = [group]
+    name = next((argument for argument in arguments if not argument.startswith("-")), None)
+    subcommands = getattr(group, "commands", {})
+    if name in subcommands:
+        commands.append(subcommands[name])
+    names = {}
+    for command in commands:
+        for param in command.params:
+            for spelling in [*param.opts, *param.secondary_opts]:
+                names[spelling] = f"{command.name}.{param.name}"
+    return names
+
+
+def _repeated_option(arguments: list[str], names: dict[str, str]) -> tuple[str, str] | None:
+    """Return the first option in ``arguments`` that repeats an earlier one, with the earlier spelling.
+
+    ``names`` maps the spellings of one option, such as --header and --no-header, to one name. A
+    task's own flags count as repeated when spelled the same. Scanning stops at a bare ``--``.
+    """
+    seen: dict[str, str] = {}
     for argument in arguments:
         if argument == "--":
             break
-        if not argument.startswith("--"):
-            continue
         given = argument.partition("=")[0]
-        # --header and --no-header set the same option.
-        name = "--" + given[len("--no-"):] if given.startswith("--no-") else given
+        # A value such as -1 is not an option, and short spellings such as -q are known by name.
+        if not given.startswith("--") and given not in names:
+            continue
+        name = names.get(given, given)
         if name in seen:
-            return given
-        seen.add(name)
+            return given, seen[name]
+        seen[name] = given
     return None
 
 

@@ -380,13 +380,33 @@ def test_process_error_without_traceback(tmp_path):
 @pytest.mark.parametrize("arguments, repeated", [
     (["finetune", "--epochs", "1", "--task", "sentiment", "--epochs=2"], "--epochs"),
     (["predict", "--model-dir", "a", "--model-dir", "b", "text"], "--model-dir"),
-    (["finetune", "--no-header", "--task", "sentiment", "--header"], "--header"),
 ])
 def test_option_given_twice(tmp_path, arguments, repeated):
     result = run_module(*arguments)
 
     assert result.returncode == 2
     assert error_lines(result.stderr) == [f"Error: {repeated} is given twice; pass it once"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["finetune", "--no-header", "--task", "sentiment", "--header"], "--header and --no-header"),
+    (["evaluate", "--model-dir", "m", "--data-file", "a.csv", "--test-file", "b.csv"], "--test-file and --data-file"),
+    (["-q", "--quiet", "tasks"], "--quiet and -q"),
+])
+def test_option_spellings_given_together(arguments, message):
+    result = run_module(*arguments)
+
+    assert result.returncode == 2
+    assert error_lines(result.stderr) == [f"Error: {message} set the same option; pass one of them"]
+
+
+def test_negative_values_are_not_options(tmp_path):
+    result = run_module("finetune", "--task", "sentiment", "--epochs", "-1", "--seed", "-1",
+                        "--output-dir", str(tmp_path / "out"))
+
+    assert result.returncode == 1
+    assert "is given twice" not in result.stderr
+    assert "--epochs must be greater than 0, got -1.0" in error_lines(result.stderr)[0]
 
 
 def test_debug_shows_traceback(tmp_path):
