@@ -454,11 +454,11 @@ def main() -> None:
     repeated = _repeated_option(sys.argv[1:], _option_names(sys.argv[1:]))
     if repeated is not None:
         # Click keeps the last value of a repeated option, and no taskforge option takes several values.
-        given, first = repeated
-        if given == first:
-            message = f"{given} is given twice; pass it once"
+        spelling, first = repeated
+        if spelling == first:
+            message = f"{spelling} is given twice; pass it once"
         else:
-            message = f"{given} and {first} set the same option; pass one of them"
+            message = f"{spelling} and {first} set the same option; pass one of them"
         typer.echo(f"Error: {message}", err=True)
         raise SystemExit(2)
     app()
@@ -490,14 +490,14 @@ def _repeated_option(arguments: list[str], names: dict[str, str]) -> tuple[str, 
     for argument in arguments:
         if argument == "--":
             break
-        given = argument.partition("=")[0]
+        spelling = argument.partition("=")[0]
         # A value such as -1 is not an option, and short spellings such as -q are known by name.
-        if not given.startswith("--") and given not in names:
+        if not spelling.startswith("--") and spelling not in names:
             continue
-        name = names.get(given, given)
+        name = names.get(spelling, spelling)
         if name in seen:
-            return given, seen[name]
-        seen[name] = given
+            return spelling, seen[name]
+        seen[name] = spelling
     return None
 
 

@@ -403,6 +403,8 @@ PATH_MAX = 4096
 
 def _output_dir_problems(config: FinetuneConfig) -> list[str]:
     """Return the problems with ``--output-dir``: its name, its place, and the inputs it would replace."""
+    from taskforge.outputs import STAGING_SUFFIX, has_checkpoints, staging_path, unfinished_run_message
+
     value = config.output_dir
     if value is None:
         return []
@@ -414,8 +416,9 @@ def _output_dir_problems(config: FinetuneConfig) -> list[str]:
     too_long = _overlong_output_name(value)
     if too_long is not None:
         return [too_long]
-    if len(os.fsencode(str(output.absolute()))) + len(".partial") >= PATH_MAX:
-        return [f"--output-dir is a path of more than {PATH_MAX} bytes with '.partial' added; choose a shorter path"]
+    if len(os.fsencode(str(staging_path(output).absolute()))) >= PATH_MAX:
+        return [f"--output-dir is a path of more than {PATH_MAX} bytes with '{STAGING_SUFFIX}' added; "
+                f"choose a shorter path"]
     if output.is_symlink() and not output.exists():
         return [f"--output-dir {value!r} is a symbolic link to a missing folder; remove the link or choose another "
                 f"--output-dir"]
@@ -444,8 +447,6 @@ def _output_dir_problems(config: FinetuneConfig) -> list[str]:
     problems.extend(_reserved_names_taken(value))
 
     if config.resume is None and not config.overwrite:
-        from taskforge.outputs import has_checkpoints, staging_path, unfinished_run_message
-
         staging = staging_path(value)
         if has_checkpoints(staging):
             problems.append(unfinished_run_message(staging))
@@ -470,12 +471,10 @@ def _overlong_output_name(output_dir: str) -> str | None:
 
 def _reserved_names_taken(output_dir: str) -> list[str]:
     """Return a problem for each file or link where the run needs its own staging or backup folder."""
-    from taskforge.outputs import RETIRED_SUFFIX, STAGING_SUFFIX
+    from taskforge.outputs import retired_path, staging_path
 
-    output = Path(output_dir)
     problems = []
-    for suffix in (STAGING_SUFFIX, RETIRED_SUFFIX):
-        folder = output.with_name(output.name + suffix)
+    for folder in (staging_path(output_dir), retired_path(output_dir)):
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             problems.append(f"{str(folder)!r} exists and is not a folder, but the run writes a folder there for "
                             f"--output-dir {output_dir!r}; move it away or choose another --output-dir")
@@ -486,14 +485,13 @@ def _inputs_in_output_dir(config: FinetuneConfig) -> list[str]:
     """Return a problem for each input file or model inside the folders that the run replaces or deletes."""
     from taskforge.errors import TaskforgeError
     from taskforge.models import PACKAGED_MODELS, resolve_model
-    from taskforge.outputs import RETIRED_SUFFIX, STAGING_SUFFIX
+    from taskforge.outputs import retired_path, staging_path
 
     assert config.output_dir is not None
     # The run writes to these names as given, so each is resolved on its own: through a symbolic
     # link, <output-dir>.partial can lie elsewhere than the target's resolved folder.
-    output = Path(config.output_dir)
-    replaced = [folder.resolve() for folder in (output, output.with_name(output.name + STAGING_SUFFIX),
-                                                output.with_name(output.name + RETIRED_SUFFIX))]
+    replaced = [Path(folder).resolve() for folder in (config.output_dir, staging_path(config.output_dir),
+                                                      retired_path(config.output_dir))]
     distilling = isinstance(config, DistillConfig)
     models = [("--student" if distilling else "--model", config.model)]
     if distilling:
@@ -512,10 +510,10 @@ def _inputs_in_output_dir(config: FinetuneConfig) -> list[str]:
             # Model paths expand ~ as resolve_model does.
             inputs.append((flag, value, Path(value).expanduser()))
     problems = []
-    for flag, value, given in inputs:
-        if not given.exists():
+    for flag, value, location in inputs:
+        if not location.exists():
             continue
-        path = given.resolve()
+        path = location.resolve()
         for folder in replaced:
             if path == folder or folder in path.parents:
                 problems.append(f"{flag} {value!r} is inside {str(folder)!r}, which the run replaces; "

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from taskforge.config import parse_student_layers
-from taskforge.errors import ConfigError, ModelNotFoundError, PluginError
+from taskforge.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     import datasets
@@ -169,7 +169,7 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
     import transformers
     from transformers import AutoTokenizer
 
-    from taskforge.models import check_finite_weights, resolve_model
+    from taskforge.models import check_finite_weights, resolve_model, unloadable_model_error
     from taskforge.predictor import saved_label_set
 
     path = resolve_model(name, "--teacher")
@@ -178,9 +178,8 @@ def load_teacher(task: Task, name: str, data_labels: LabelSet | None) -> Teacher
         model, info = auto_class.from_pretrained(path, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as error:  # the loaders raise OSError, ValueError or safetensors errors for damaged folders
-        reason = " ".join(str(error).split())[:300]
-        raise ModelNotFoundError(f"--teacher {name!r} could not be loaded as a {task.model_class} ({reason}); "
-                                 f"pass a complete model directory saved by 'taskforge finetune'") from error
+        raise unloadable_model_error("--teacher", name, task.model_class, error,
+                                     "pass a complete model directory saved by 'taskforge finetune'") from error
     fresh = [key for key in info.get("missing_keys", []) if "position_ids" not in key]
     if fresh:
         raise ConfigError(
@@ -487,10 +486,6 @@ def _teacher_cache(task: Task, teacher: Teacher, features: datasets.Dataset, col
     The main process computes them and the others read its file. A resumed run reads the saved
     outputs when they were made by the same teacher from the same features.
     """
-    import datasets as hf_datasets
-
-    from taskforge.evaluation import predict_outputs
-
     folder = run_dir / CACHE_DIR
     # Iterating a data loader draws a seed from the global RNG; restoring it keeps the dropout masks of
     # training the same with and without the cache. The logits themselves can differ in the last bits

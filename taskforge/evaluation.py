@@ -53,10 +53,9 @@ def predict_outputs(
     duplicates that even batches add. Outputs of different lengths are padded with
     ``OUTPUT_PAD_VALUE``.
     """
+    import pyarrow.compute as pc
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
-
-    import pyarrow.compute as pc
 
     columns = model_input_columns(model, features)
     # Arrow counts the lengths without turning every row into a Python list first.

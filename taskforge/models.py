@@ -118,3 +118,9 @@ def check_finite_weights(model: Any, flag: str, value: str) -> None:
     for name, parameter in model.named_parameters():
         if not bool(torch.isfinite(parameter).all()):
             raise ConfigError(f"{flag} {value!r} has NaN or infinite values in {name}; pass an undamaged model")
+
+
+def unloadable_model_error(flag: str, name: str, model_class: str, error: Exception, fix: str) -> ModelNotFoundError:
+    """Return the one-line error for a model folder that transformers failed to load, with ``fix`` at its end."""
+    reason = " ".join(str(error).split())[:300]
+    return ModelNotFoundError(f"{flag} {name!r} could not be loaded as a {model_class} ({reason}); {fix}")

@@ -30,6 +30,12 @@ def staging_path(output_dir: str | os.PathLike[str]) -> Path:
     return target.with_name(target.name + STAGING_SUFFIX)
 
 
+def retired_path(output_dir: str | os.PathLike[str]) -> Path:
+    """Return ``<output_dir>.old``, where ``--overwrite`` moves the previous output while it swaps in the new one."""
+    target = Path(output_dir)
+    return target.with_name(target.name + RETIRED_SUFFIX)
+
+
 def has_checkpoints(staging: Path) -> bool:
     """Return True when ``staging`` contains checkpoints of an unfinished run."""
     return any((staging / "checkpoints").glob("step-*"))
@@ -84,7 +90,7 @@ def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_mai
         try:
             if target.exists():
                 # Move the old output aside first so that a failure here still leaves one complete copy.
-                retired = target.with_name(target.name + RETIRED_SUFFIX)
+                retired = retired_path(target)
                 shutil.rmtree(retired, ignore_errors=True)
                 target.rename(retired)
                 staging.rename(target)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from taskforge import outputs
 from taskforge.api import FinetuneResult, column_options, data_file, load_split
 from taskforge.data import stratified_split
-from taskforge.errors import ConfigError, DataError, ModelNotFoundError, TaskforgeError
-from taskforge.models import attention_dropout_override, check_finite_weights, resolve_model
+from taskforge.errors import ConfigError, DataError, TaskforgeError
+from taskforge.models import attention_dropout_override, check_finite_weights, resolve_model, unloadable_model_error
 from taskforge.task import DataFile
 
 if TYPE_CHECKING:
@@ -122,9 +122,8 @@ def run(task: Task, config: FinetuneConfig) -> FinetuneResult:
         except TaskforgeError:
             raise
         except Exception as error:  # damaged folders give OSError, ValueError, TypeError or safetensors errors
-            reason = " ".join(str(error).split())[:300]
-            raise ModelNotFoundError(f"{flag} {config.model!r} could not be loaded as a {task.model_class} ({reason}); "
-                                     f"pass a complete model directory") from error
+            raise unloadable_model_error(flag, config.model, task.model_class, error,
+                                         "pass a complete model directory") from error
         check_finite_weights(model, flag, config.model)
         logger.info("loaded %s from %s as %s; the task head is newly initialised", config.model, model_path,
                     type(model).__name__)
