@@ -121,8 +121,8 @@ def train(kind: str, command: list[str], output_dir: Path, metric: str) -> dict[
 
 
 def predict_once(model_dir: str, input_file: Path, precision: str) -> tuple[int, float, float]:
-    """Run ``taskforge predict`` on ``input_file``; return the inputs, the predict call's seconds as
-    logged, and the whole process's seconds."""
+    """Run ``taskforge predict`` on ``input_file`` and return the number of inputs, the predict call's
+    seconds as logged, and the whole process's seconds."""
     stderr, seconds, _ = run_measured([
         sys.executable, "-m", "taskforge", "predict", "--model-dir", model_dir, "--input-file", str(input_file),
         "--text-column", "sentence", "--output-file", os.devnull, "--precision", precision,

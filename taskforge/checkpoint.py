@@ -180,8 +180,8 @@ def load_checkpoint(accelerator: Accelerator, checkpoint: Path, config: Finetune
             raise
         reason = str(error).splitlines()[0].rstrip(":")
         raise ConfigError(
-            f"checkpoint {str(checkpoint)!r} does not fit the model ({reason}), as a changed model shape "
-            f"under --force-resume does; restore the model options, or pass --overwrite to start over"
+            f"checkpoint {str(checkpoint)!r} does not match the model ({reason}), and --force-resume cannot "
+            f"change the model's shape; restore the model options, or pass --overwrite to start over"
         ) from None
     logger.info("resumed from %s at step %d (epoch %d, %d batches into it)", checkpoint, state.global_step,
                 state.epoch, state.batches_in_epoch)

@@ -410,8 +410,8 @@ def _reject_same_file(output: Path | None, output_flag: str, source: Path | None
     if output is None or source is None or not source.exists():
         return
     if output.resolve() == source.resolve():
-        raise ConfigError(f"{output_flag} {str(output)!r} is the {source_flag}, which writing would replace; "
-                          f"choose another {output_flag}")
+        raise ConfigError(f"{output_flag} {str(output)!r} is the same file as {source_flag}, so writing it would "
+                          f"overwrite the input; choose another {output_flag}")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -451,6 +451,8 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so that an unfinished output folder is removed. The training loop
     # replaces this handler with its own, which saves a checkpoint first.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # NOTE: the check reads sys.argv, so app() invoked in-process (typer's CliRunner) skips it; there
+    # only parse_extra_flags catches a repeated task flag.
     repeated = _repeated_option(sys.argv[1:], _option_names(sys.argv[1:]))
     if repeated is not None:
         # Click keeps the last value of a repeated option, and no taskforge option takes several values.

@@ -488,8 +488,8 @@ def _inputs_in_output_dir(config: FinetuneConfig) -> list[str]:
     from taskforge.outputs import retired_path, staging_path
 
     assert config.output_dir is not None
-    # The run writes to these names as given, so each is resolved on its own: through a symbolic
-    # link, <output-dir>.partial can lie elsewhere than the target's resolved folder.
+    # The run writes to these names as given, so each is resolved on its own. Through a symbolic
+    # link, <output-dir>.partial can lie outside the target's resolved folder.
     replaced = [Path(folder).resolve() for folder in (config.output_dir, staging_path(config.output_dir),
                                                       retired_path(config.output_dir))]
     distilling = isinstance(config, DistillConfig)

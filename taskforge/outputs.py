@@ -72,7 +72,7 @@ def staged_directory(output_dir: str | os.PathLike[str], overwrite: bool, is_mai
         try:
             staging.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ConfigError(f"cannot create {str(staging)!r} for --output-dir {str(target)!r}: {error.strerror}; "
+            raise ConfigError(f"could not create {str(staging)!r} for --output-dir {str(target)!r}: {error.strerror}; "
                               f"choose a directory you can write to") from None
     try:
         yield staging

@@ -274,7 +274,7 @@ def test_config_file_reports_all_problems(tmp_path):
 
 @pytest.mark.parametrize("line", ["attention_dropout: abc", "attention_dropout: [0.1]", "seed: {a: 1}",
                                   "label_column: [a, b]", "text_column: {a: 1}"])
-def test_config_file_type_error_names_file(tmp_path, run_cli, line):
+def test_config_type_error_names_file(tmp_path, run_cli, line):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(f"task: sentiment\n{line}\n")
 

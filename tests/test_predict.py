@@ -203,8 +203,8 @@ def test_cli_output_file_is_input(trained_sentiment, run_cli, tmp_path, command,
     errors = error_lines(result.stderr)
 
     assert result.exit_code == 1
-    assert errors == [f"Error: --output-file {str(source)!r} is the {source_flag}, which writing would replace; "
-                      f"choose another --output-file"]
+    assert errors == [f"Error: --output-file {str(source)!r} is the same file as {source_flag}, so writing it would "
+                      f"overwrite the input; choose another --output-file"]
     assert source.read_text() == content
 
 

@@ -26,7 +26,7 @@ RUN_FLAGS = ("--epochs", "3", "--save-steps", "1", "--save-total-limit", "3", "-
 
 
 def finetune_command(model_dir: Path, data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
-    """Return the command of the test run; an option in ``extra`` replaces the same option of RUN_FLAGS."""
+    """Return the command of the test run. An option in ``extra`` replaces the same option of RUN_FLAGS."""
     flags = list(FAST_FLAGS)
     flags[flags.index("--batch-size") + 1] = "4"
     run_flags = list(RUN_FLAGS)
@@ -173,7 +173,7 @@ def test_forced_resume_other_model_shape(tmp_path, tiny_bert_dir, tiny_distilber
 
     assert forced.returncode == 1
     assert len(errors) == 1, forced.stderr
-    assert "does not fit the model (Error(s) in loading state_dict" in errors[0]
+    assert "does not match the model (Error(s) in loading state_dict" in errors[0]
     assert "Traceback" not in forced.stderr
     assert staging.exists()
 
